@@ -1,0 +1,27 @@
+"""What a command prints: one JSON document with --json, readable text otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence
+
+
+class Output:
+    def __init__(self, json_mode: bool):
+        self.json = json_mode
+
+    def emit(self, data: Any, text: str) -> None:
+        if self.json:
+            json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            print(text)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+    if not rows:
+        return empty
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (headers, *rows)]
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""Character Studio: `python main.py` opens the studio; `python main.py COMMAND ...` is the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Offline always: no library we use may reach for a model hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+    # No command word (only --library DIR, or nothing at all) opens the window.
+    window_options = argparse.ArgumentParser(add_help=False)
+    window_options.add_argument("--library")
+    known, rest = window_options.parse_known_args(argv)
+    if not rest or rest == ["gui"]:
+        from studio.app import run_studio
+
+        return run_studio(known.library)
+    from cli.app import run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

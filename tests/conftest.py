@@ -1,0 +1,61 @@
+"""Shared fixtures: a fresh library per test and a CLI runner that uses a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Qt must never try to open a display in tests.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def library(tmp_path):
+    from storage.library import open_library
+
+    lib = open_library(tmp_path / "library")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def catalog(library):
+    from core.catalog import Catalog
+
+    return Catalog(library)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Runs `python main.py ARGS` against a library in tmp_path, as a user would."""
+    library_dir = tmp_path / "cli-library"
+
+    def run(*args: str, library: Path | None = library_dir, env: dict[str, str] | None = None) -> CliResult:
+        full_env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"}
+        full_env.update(env or {})
+        command = [sys.executable, str(REPO_ROOT / "main.py")]
+        if library is not None:
+            command += ["--library", str(library)]
+        done = subprocess.run(command + list(args), capture_output=True, text=True, env=full_env, cwd=REPO_ROOT, timeout=120)
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    run.library_dir = library_dir
+    return run
