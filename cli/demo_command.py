@@ -12,8 +12,16 @@ from storage.errors import LibraryError
 from storage.filestore import sha256_file
 
 
+SELF_TEST_NOTE = (
+    "These images come from tiny random-weight models: they test the installation end to end "
+    "(loading, identity, LoRA, ControlNet, library), they are not art. Register your own checkpoint "
+    "with `model add` for real pictures."
+)
+
+
 def register(tree: CommandTree) -> None:
-    tree.command("demo", "build a demo project with two characters and check the library round trip", demo)
+    p = tree.command("demo", "self-test: tiny models, a demo project with two characters, rendered end to end", demo)
+    p.add_argument("--no-render", action="store_true", help="only build and check the demo library")
 
 
 def demo(catalog: Catalog, args, out: Output) -> None:
@@ -26,17 +34,31 @@ def demo(catalog: Catalog, args, out: Output) -> None:
             if not path.exists() or sha256_file(path) != reference.sha256:
                 raise LibraryError(f"library check failed: {reference.file} is missing or damaged")
             checked += 1
+    rendered = None
+    if not args.no_render:
+        from core.demo_render import render_demo
+
+        rendered = render_demo(catalog.library)
     data = {
         "library": str(catalog.library.root),
         "project": DEMO_PROJECT,
         "created": created,
         "characters": [c.to_json() for c in characters],
         "files_verified": checked,
+        "models": rendered.models if rendered else {},
+        "generations": [g.to_json() for g in rendered.generations] if rendered else [],
+        "note": SELF_TEST_NOTE if rendered else "",
     }
     lines = [f"{'Built' if created else 'Found'} the demo project '{DEMO_PROJECT}' in {catalog.library.root}"]
     for character in characters:
         views = ", ".join(r.view or "?" for r in character.references)
         lines.append(f"  {character.name} (trigger '{character.trigger_word}'): {character.reference_count} references ({views})")
     lines.append(f"Read back {checked} reference files; every one matches its sha256.")
-    lines.append("Next: `character-studio character show Aria --project Demo`, or open the studio with no command.")
+    if rendered:
+        made = "Built and registered" if rendered.models_created else "Using"
+        lines.append(f"{made} the tiny demo models: {', '.join(rendered.models.values())}")
+        for generation in rendered.generations:
+            lines.append(f"  rendered #{generation.id} of {', '.join(generation.characters)}: {generation.path}")
+        lines.append(SELF_TEST_NOTE)
+    lines.append("Next: `character-studio generation list`, or open the studio with no command.")
     out.emit(data, "\n".join(lines))

@@ -177,6 +177,16 @@ class GenerationCharacter(Base):
     score: Mapped[Optional[float]] = mapped_column(Float)
 
 
+class GenerationInput(Base):
+    """A stored file a generation read (a control image, an identity mask): kept while it is used."""
+
+    __tablename__ = "generation_inputs"
+
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id", ondelete="RESTRICT"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)  # "control", "mask"...
+
+
 class Generation(Base):
     __tablename__ = "generations"
 
@@ -193,6 +203,7 @@ class Generation(Base):
 
     file: Mapped[StoredFile] = relationship()
     character_links: Mapped[list[GenerationCharacter]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    inputs: Mapped[list[GenerationInput]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class Scene(Base):

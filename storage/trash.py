@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage.filestore import FileStore
-from storage.schema import Character, Generation, Project, ReferenceImage, StoredFile
+from storage.schema import Character, Generation, GenerationInput, Project, ReferenceImage, StoredFile
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def purge_trash(session: Session, files: FileStore) -> PurgeReport:
 
 
 def collect_unreferenced_files(session: Session, files: FileStore) -> tuple[int, int]:
-    referenced = select(ReferenceImage.file_id).union(select(Generation.file_id))
+    referenced = select(ReferenceImage.file_id).union(select(Generation.file_id), select(GenerationInput.file_id))
     orphans = list(session.scalars(select(StoredFile).where(StoredFile.id.not_in(referenced))))
     freed = 0
     for stored in orphans:

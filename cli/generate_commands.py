@@ -1,0 +1,183 @@
+"""`generate` and `generation list/show`: images of characters from a terminal or a batch file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.output import Output, table
+from cli.parser import CommandTree
+from core.catalog import Catalog
+from core.engine.request import (
+    GenerationRequest,
+    IdentityEntry,
+    RequestError,
+    parse_control,
+    parse_lora,
+    parse_size,
+)
+from storage.errors import LibraryError
+
+# The names a batch item takes: the same as the flags, as the generate contract says.
+BATCH_KEYS = {"character", "prompt", "negative", "base", "ip_adapter", "ip_scale", "lora", "control", "seed", "steps", "cfg", "sampler", "size", "count"}
+
+
+def register(tree: CommandTree) -> None:
+    p = tree.command("generate", "render images of characters (IP-Adapter identity, LoRAs, ControlNets)", generate)
+    p.add_argument("--character", action="append", default=[], metavar="NAME", help="a character to keep consistent (repeatable)")
+    p.add_argument("--project", metavar="P", help="the characters' project, when names are ambiguous")
+    p.add_argument("--prompt", metavar="P")
+    p.add_argument("--negative", default="", metavar="N")
+    p.add_argument("--base", metavar="MODEL", help="checkpoint (default: the default checkpoint)")
+    p.add_argument("--ip-adapter", metavar="MODEL", help="IP-Adapter (default: the registered one of the base's family)")
+    p.add_argument("--ip-scale", type=float, default=0.7, metavar="S", help="identity strength, 0-1.5 (default 0.7)")
+    p.add_argument("--lora", action="append", default=[], metavar="MODEL[:WEIGHT]")
+    p.add_argument("--control", action="append", default=[], metavar="MODEL=IMAGE[:SCALE]", help="MODEL: a ControlNet name or a control type")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--cfg", type=float, default=7.0)
+    p.add_argument("--sampler", default="DPM++ 2M Karras")
+    p.add_argument("--size", default="512x512", metavar="WxH")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--batch", metavar="FILE.json", help="a JSON list of requests, run in one warm process")
+    add_engine_options(p)
+
+    generations = tree.group("generation", "list and show generated images")
+    p = tree.action(generations, "list", "list generations, newest first", generation_list)
+    p.add_argument("--character", metavar="NAME")
+    p.add_argument("--project", metavar="P")
+    p.add_argument("--limit", type=int, default=50)
+    p = tree.action(generations, "show", "show a generation: request, seed, files, scores", generation_show)
+    p.add_argument("id", type=int, metavar="ID")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("device and memory")
+    group.add_argument("--device", default="auto", help="auto, cuda, cuda:1, mps or cpu")
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    group.add_argument("--attention-slicing", action="store_true", help="less VRAM, a little slower")
+    group.add_argument("--vae-slicing", action="store_true", help="decode batches one image at a time")
+    group.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
+    group.add_argument("--cpu-offload", action="store_true", help="keep models in RAM, move each to the GPU when used")
+
+
+def request_from_options(options: dict[str, Any], project: str | None = None) -> GenerationRequest:
+    """One request from flag-named values (the CLI's or a batch item's)."""
+    characters = options.get("character") or []
+    if isinstance(characters, str):
+        characters = [characters]
+    if not options.get("prompt"):
+        raise RequestError("--prompt is required")
+    width, height = parse_size(str(options.get("size") or "512x512"))
+    identities = tuple(
+        IdentityEntry(character=name, project=project, ip_adapter=options.get("ip_adapter"), scale=float(options.get("ip_scale", 0.7)))
+        for name in characters
+    )
+    return GenerationRequest(
+        prompt=options["prompt"],
+        negative=options.get("negative") or "",
+        base=options.get("base"),
+        width=width,
+        height=height,
+        steps=int(options.get("steps", 30)),
+        cfg=float(options.get("cfg", 7.0)),
+        seed=options.get("seed"),
+        sampler=options.get("sampler") or "DPM++ 2M Karras",
+        count=int(options.get("count", 1)),
+        characters=tuple(characters),
+        identities=identities,
+        loras=tuple(parse_lora(text) for text in options.get("lora") or []),
+        controls=tuple(parse_control(text) for text in options.get("control") or []),
+    )
+
+
+def read_batch(path: str) -> list[dict[str, Any]]:
+    try:
+        items = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise LibraryError(f"batch file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise LibraryError(f"batch file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise LibraryError(f"batch file {path} must hold a JSON list of request objects")
+    for number, item in enumerate(items, 1):
+        unknown = set(item) - BATCH_KEYS
+        if unknown:
+            raise LibraryError(f"batch item {number}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(BATCH_KEYS))}")
+    return items
+
+
+def generate(catalog: Catalog, args, out: Output) -> None:
+    from core.engine.pipeline_cache import MemoryOptions
+    from core.generation import GenerationService
+
+    try:
+        if args.batch:
+            requests = [request_from_options(item, args.project) for item in read_batch(args.batch)]
+        else:
+            requests = [request_from_options(vars(args), args.project)]
+    except RequestError as exc:
+        raise LibraryError(str(exc)) from None
+    memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
+    service = GenerationService(catalog.library, args.device, args.precision, memory)
+    bar = ProgressBar(enabled=sys.stderr.isatty() and not out.json)
+    records = []
+    for number, request in enumerate(requests, 1):
+        bar.label = f"request {number}/{len(requests)}" if len(requests) > 1 else ""
+        records += service.generate(request, progress=bar.update)
+    bar.finish()
+    lines = [f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {', '.join(r.characters) or '-'}  {r.path}" for r in records]
+    out.emit([r.to_json() for r in records], "\n".join(lines))
+
+
+class ProgressBar:
+    """A one-line bar on stderr, only on a terminal; pipes and --json get nothing."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.label = ""
+
+    def update(self, progress) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * progress.step / progress.total)
+        image = f" image {progress.image_index + 1}/{progress.image_count}" if progress.image_count > 1 else ""
+        label = f" {self.label}" if self.label else ""
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] step {progress.step}/{progress.total}{image}{label}  ")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def generation_list(catalog: Catalog, args, out: Output) -> None:
+    from core.generation_queries import list_generations
+
+    records = list_generations(catalog.library, args.character, args.project, args.limit)
+    rows = [(str(r.id), r.created_at or "", f"{r.width}x{r.height}", str(r.seed), ", ".join(r.characters), r.request.get("prompt", "")[:50]) for r in records]
+    out.emit([r.to_json() for r in records], table(("ID", "CREATED", "SIZE", "SEED", "CHARACTERS", "PROMPT"), rows, empty="No generations yet."))
+
+
+def generation_show(catalog: Catalog, args, out: Output) -> None:
+    from core.engine.png_metadata import read_png_metadata
+    from core.generation_queries import get_generation
+
+    record = get_generation(catalog.library, args.id)
+    metadata = read_png_metadata(record.path)
+    data = record.to_json() | {"parameters": metadata.parameters, "metadata": metadata.document}
+    text = "\n".join(
+        [
+            f"generation #{record.id}  ({record.created_at})",
+            f"  file: {record.path}",
+            f"  characters: {', '.join(record.characters) or '-'}",
+            f"  seed: {record.seed}   size: {record.width}x{record.height}   parent: {record.parent_id or '-'}",
+            "  parameters:",
+            *("    " + line for line in (metadata.parameters or "").splitlines()),
+        ]
+    )
+    out.emit(data, text)

@@ -1,0 +1,104 @@
+"""The demo's rendering half: tiny models made, registered and used like a user's own.
+
+`character-studio demo` proves an installation works end to end on a machine with no weights:
+it writes the tiny models (core/tiny_models.py) into the library's `demo-models/` folder,
+registers them through the normal registry, and renders each demo character through the same
+GenerationService path a real SD1.5 checkpoint takes. The pictures are noise-like by design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from core.demo_library import DEMO_CHARACTERS, DEMO_PROJECT
+from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry
+from core.generation import GenerationService
+from core.generation_queries import GenerationRecord
+from core.model_registry import ModelRegistry
+from core.tiny_models import TINY_SIZE, build_tiny_model_set
+from storage.errors import NotFound
+from storage.library import Library
+
+DEMO_MODELS = {
+    "checkpoint": "demo-tiny-sd15",
+    "ip-adapter": "demo-tiny-ip-adapter",
+    "controlnet": "demo-tiny-openpose",
+    "lora": "demo-tiny-style",
+}
+
+
+@dataclass(frozen=True)
+class DemoRender:
+    models: dict[str, str]
+    generations: list[GenerationRecord]
+    models_created: bool
+
+
+def pose_sketch(size: int, lean: int = 0) -> Image.Image:
+    """A stick figure in OpenPose's limb colours: a control image without any pose model."""
+    image = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(image)
+    s = size / 64
+    width = max(1, int(2 * s))
+    head_x = (32 + lean) * s
+    draw.ellipse([head_x - 4 * s, 6 * s, head_x + 4 * s, 14 * s], fill=(255, 0, 0))
+    draw.line([head_x, 14 * s, 32 * s, 36 * s], fill=(0, 0, 255), width=width)
+    draw.line([18 * s, 20 * s, 46 * s, 20 * s], fill=(255, 85, 0), width=width)
+    draw.line([18 * s, 20 * s, (12 + lean) * s, 32 * s], fill=(255, 170, 0), width=width)
+    draw.line([46 * s, 20 * s, (52 + lean) * s, 32 * s], fill=(85, 255, 0), width=width)
+    draw.line([32 * s, 36 * s, 24 * s, 60 * s], fill=(0, 255, 85), width=width)
+    draw.line([32 * s, 36 * s, 40 * s, 60 * s], fill=(0, 85, 255), width=width)
+    return image
+
+
+def ensure_demo_models(library: Library) -> tuple[dict[str, str], bool]:
+    """Registers the tiny models, building them first when the library has none yet."""
+    registry = ModelRegistry(library)
+    try:
+        for name in DEMO_MODELS.values():
+            registry.get(name)
+        return dict(DEMO_MODELS), False
+    except NotFound:
+        pass
+    folder = library.root / "demo-models"
+    paths = build_tiny_model_set(folder, "sd15")
+    for name, path, options in (
+        (DEMO_MODELS["checkpoint"], paths.checkpoint, {}),
+        (DEMO_MODELS["ip-adapter"], paths.ip_adapter, {}),
+        (DEMO_MODELS["controlnet"], paths.controlnet, {"control_type": "openpose"}),
+        (DEMO_MODELS["lora"], paths.lora, {}),
+    ):
+        try:
+            registry.get(name)
+        except NotFound:
+            registry.add(path, name=name, **options)
+    return dict(DEMO_MODELS), True
+
+
+def render_demo(library: Library, service: GenerationService | None = None) -> DemoRender:
+    models, created = ensure_demo_models(library)
+    service = service or GenerationService(library)
+    control_path = library.root / "demo-models" / "pose-sketch.png"
+    if not control_path.exists():
+        pose_sketch(TINY_SIZE).save(control_path)
+    generations = []
+    for character in DEMO_CHARACTERS:
+        request = GenerationRequest(
+            prompt=f"{character.trigger}, {character.notes.lower().rstrip('.')}, full body",
+            negative="blurry, lowres",
+            base=models["checkpoint"],
+            width=TINY_SIZE,
+            height=TINY_SIZE,
+            steps=8,
+            cfg=6.0,
+            seed=1234,
+            characters=(character.name,),
+            identities=(IdentityEntry(character=character.name, project=DEMO_PROJECT, ip_adapter=models["ip-adapter"], scale=0.7),),
+            loras=(LoraEntry(models["lora"], 0.6),),
+            controls=(ControlEntry(image=str(control_path), model=models["controlnet"], scale=1.0),),
+        )
+        generations += service.generate(request)
+    return DemoRender(models, generations, created)

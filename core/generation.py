@@ -1,0 +1,307 @@
+"""Generating images of characters: a GenerationRequest in, PNGs and Generation rows out.
+
+This is where library names meet weights: characters become reference images, model names and
+defaults become files, and every refusal (wrong family, missing encoder, unknown sampler)
+happens here, before anything heavy is loaded. The Engine then renders; results are written to
+the store (file first) and recorded with their request, seed and characters.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from core import __version__
+from core.engine.devices import choose_device
+from core.engine.image_embeddings import EncoderInput
+from core.engine.pipeline_cache import EngineError, MemoryOptions, WeightsRef
+from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
+from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
+from core.engine.runner import ControlPlan, Engine, IdentityPlan, ProgressCallback, RenderPlan
+from core.engine.samplers import UnknownSampler, canonical_sampler
+from core.image_import import ImageRefused, read_image_file
+from core.model_registry import ModelRecord, ModelRegistry
+from core.generation_queries import GenerationRecord, generation_record
+from storage import characters as character_store
+from storage import generations as generation_store
+from storage.errors import LibraryError
+from storage.filestore import sha256_bytes
+from storage.library import Library
+
+CACHE_DIRNAME = "cache"
+
+
+class GenerationRefused(LibraryError):
+    """A request that cannot run as asked; nothing was loaded or written."""
+
+
+@dataclass(frozen=True)
+class _ResolvedCharacters:
+    ids: tuple[int, ...]
+    project_id: int | None
+    described: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request with every name resolved, ready to render image after image."""
+
+    request: GenerationRequest
+    plan: RenderPlan
+    characters: _ResolvedCharacters
+    used: dict[str, Any]
+    inputs: tuple[tuple[bytes, str], ...]
+
+
+class GenerationService:
+    def __init__(
+        self,
+        library: Library,
+        device: str = "auto",
+        precision: str = "auto",
+        memory: MemoryOptions = MemoryOptions(),
+        memory_budget_bytes: int | None = None,
+    ):
+        self.library = library
+        self.registry = ModelRegistry(library)
+        self._device_request = (device, precision)
+        self._memory = memory
+        self._budget = memory_budget_bytes
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from core.engine.quiet import quiet_libraries
+
+            quiet_libraries()
+            self._engine = Engine(
+                choose_device(*self._device_request),
+                self.library.root / CACHE_DIRNAME,
+                self._memory,
+                self._budget,
+            )
+        return self._engine
+
+    # -- the whole job ----------------------------------------------------------------------
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        parent_id: int | None = None,
+    ) -> list[GenerationRecord]:
+        prepared = self.prepare(request)
+        first_seed = prepared.request.seed
+        records = []
+        for index in range(prepared.request.count):
+            seed = (first_seed + index) % 2**32
+            single = prepared.request.with_seed(seed)
+            plan = replace(prepared.plan, request=single)
+            image = self.engine.render(plan, progress, cancel, image_index=index, image_count=prepared.request.count)
+            records.append(self._record(prepared, single, image, parent_id))
+        return records
+
+    # -- resolution -----------------------------------------------------------------------
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        try:
+            request = replace(request, sampler=canonical_sampler(request.sampler)).validate()
+        except (RequestError, UnknownSampler) as exc:
+            raise GenerationRefused(str(exc)) from None
+        if request.seed is None:
+            request = replace(request, seed=secrets.randbelow(2**32))
+        base = self._base(request.base)
+        loras = tuple((self._lora(entry.model, base), entry.weight) for entry in request.loras)
+        characters = self._characters(request)
+        identities = tuple(self._identity(entry, base, request) for entry in request.identities)
+        controls, stored_controls, inputs = [], [], []
+        for entry in request.controls:
+            plan, png, stored_entry = self._control(entry, base, request)
+            controls.append(plan)
+            stored_controls.append(stored_entry)
+            inputs.append((png, "control"))
+        # The stored request points at the library's copies of control images, so it stays
+        # reproducible after the user deletes or edits the originals.
+        request = replace(
+            request,
+            base=base.name,
+            controls=tuple(stored_controls),
+            identities=tuple(replace(i, ip_adapter=ip.adapter.name) for i, ip in zip(request.identities, identities)),
+        )
+        plan = RenderPlan(request, self._ref(base), tuple((self._ref(m), w) for m, w in loras), identities, tuple(controls))
+        used = {
+            "base": UsedModel(base.name, self.registry.sha256_of(base), base.family, kind="checkpoint"),
+            "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in loras),
+            "ip_adapters": tuple(UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, "ip-adapter") for i in identities),
+            "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, "controlnet") for c in controls),
+        }
+        return PreparedRequest(request, plan, characters, used, tuple(inputs))
+
+    def _ref(self, record: ModelRecord) -> WeightsRef:
+        config = record.details.get("config_dir")
+        return WeightsRef(
+            name=record.name,
+            kind=record.kind,
+            path=Path(record.path),
+            sha256=self.registry.sha256_of(record),
+            family=record.family,
+            config_dir=Path(config) if config else None,
+        )
+
+    def _base(self, name: str | None) -> ModelRecord:
+        record = self.registry.get(name) if name else self.registry.require_default("checkpoint")
+        if record.kind != "checkpoint":
+            raise GenerationRefused(f"'{record.name}' is a {record.kind}, not a checkpoint; pick a base with --base")
+        return record
+
+    def _lora(self, name: str, base: ModelRecord) -> ModelRecord:
+        record = self.registry.get(name)
+        if record.kind != "lora":
+            raise GenerationRefused(f"'{name}' is a {record.kind}, not a LoRA")
+        self.registry.check_compatible(record, base)
+        return record
+
+    def _characters(self, request: GenerationRequest) -> _ResolvedCharacters:
+        ids, described, project_id = [], [], None
+        projects = {i.character: i.project for i in request.identities if i.character}
+        with self.library.db.reading() as session:
+            for name in request.all_characters():
+                character = character_store.find_character(session, name, projects.get(name))
+                ids.append(character.id)
+                project_id = project_id or character.project_id
+                described.append({"name": character.name, "project": character.project.name, "id": character.id})
+        return _ResolvedCharacters(tuple(ids), project_id, tuple(described))
+
+    def _identity(self, entry: IdentityEntry, base: ModelRecord, request: GenerationRequest) -> IdentityPlan:
+        if entry.ip_adapter:
+            adapter = self.registry.get(entry.ip_adapter)
+            if adapter.kind != "ip-adapter":
+                raise GenerationRefused(f"'{adapter.name}' is a {adapter.kind}, not an IP-Adapter")
+        else:
+            adapter = self.registry.require_default("ip-adapter", family=base.family)
+        self.registry.check_compatible(adapter, base)
+        encoder = self._encoder_for(adapter)
+        images = self._identity_images(entry)
+        mask = None
+        if entry.mask:
+            mask = Image.open(entry.mask).convert("L").resize((request.width, request.height))
+        return IdentityPlan(self._ref(adapter), encoder, images, entry.scale, mask)
+
+    def _encoder_for(self, adapter: ModelRecord) -> WeightsRef:
+        path = self.registry.image_encoder_for(adapter)
+        if path is None:
+            raise GenerationRefused(
+                f"IP-Adapter '{adapter.name}' needs a CLIP image encoder: register one with "
+                f"`model add DIR --kind image-encoder`, or put an image_encoder folder beside {Path(adapter.path).name}"
+            )
+        registered = [m for m in self.registry.list(kind="image-encoder") if Path(m.path) == Path(path)]
+        record = registered[0] if registered else self.registry.add(path, kind="image-encoder")
+        return self._ref(record)
+
+    def _identity_images(self, entry: IdentityEntry) -> tuple[EncoderInput, ...]:
+        images: list[EncoderInput] = []
+        if entry.character:
+            with self.library.db.reading() as session:
+                character = character_store.find_character(session, entry.character, entry.project)
+                references = character_store.live_references(session, character)
+                if entry.references:
+                    wanted = set(entry.references)
+                    references = [r for r in references if r.id in wanted]
+                    missing = wanted - {r.id for r in references}
+                    if missing:
+                        raise GenerationRefused(f"'{character.name}' has no reference image {sorted(missing)[0]}")
+                if not references:
+                    raise GenerationRefused(
+                        f"'{character.name}' has no reference images; add some with `character add-refs {character.name} FILE...`"
+                    )
+                for reference in references:
+                    crop = tuple(reference.crop_box) if reference.crop_box else None
+                    images.append(
+                        EncoderInput(reference.file.pixel_sha256 or reference.file.sha256, self.library.root / reference.file.relpath, crop)
+                    )
+        for path in entry.images:
+            try:
+                image = read_image_file(path)
+            except ImageRefused as refusal:
+                raise GenerationRefused(str(refusal)) from None
+            scratch = self.library.root / CACHE_DIRNAME / "inputs" / f"{image.pixel_sha256}.png"
+            if not scratch.exists():
+                scratch.parent.mkdir(parents=True, exist_ok=True)
+                scratch.write_bytes(image.png_bytes)
+            images.append(EncoderInput(image.pixel_sha256, scratch))
+        return tuple(images)
+
+    def _control(self, entry: ControlEntry, base: ModelRecord, request: GenerationRequest):
+        model = self._controlnet(entry, base)
+        path = Path(entry.image)
+        if not path.is_absolute() and entry.image.startswith("files/"):
+            path = self.library.root / entry.image
+        try:
+            normalised = read_image_file(path)
+        except ImageRefused as refusal:
+            raise GenerationRefused(f"control image {refusal}") from None
+        image = Image.open(io.BytesIO(normalised.png_bytes)).convert("RGB")
+        if image.size != (request.width, request.height):
+            image = image.resize((request.width, request.height), Image.BICUBIC)
+        stored_path = self.library.files.relpath_for(sha256_bytes(normalised.png_bytes), ".png")
+        stored_entry = replace(entry, image=stored_path, model=model.name, control_type=model.control_type)
+        plan = ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end)
+        return plan, normalised.png_bytes, stored_entry
+
+    def _controlnet(self, entry: ControlEntry, base: ModelRecord) -> ModelRecord:
+        wanted = entry.model or entry.control_type
+        if wanted is None:
+            raise GenerationRefused("a control entry needs a ControlNet name or a control type (openpose, depth...)")
+        try:
+            record = self.registry.get(wanted)
+        except LibraryError:
+            # Not a registered name: read it as a control type and take that type's ControlNet.
+            record = self.registry.require_default("controlnet", family=base.family, control_type=wanted)
+        if record.kind != "controlnet":
+            raise GenerationRefused(f"'{record.name}' is a {record.kind}, not a ControlNet")
+        self.registry.check_compatible(record, base)
+        return record
+
+    # -- results --------------------------------------------------------------------------
+    def _record(self, prepared: PreparedRequest, request: GenerationRequest, image: Image.Image, parent_id: int | None) -> GenerationRecord:
+        used = prepared.used
+        metadata = ImageMetadata(
+            request=request,
+            base=used["base"],
+            loras=used["loras"],
+            ip_adapters=used["ip_adapters"],
+            controlnets=used["controlnets"],
+            characters=prepared.characters.described,
+            device=self.engine.device.description,
+            app_version=__version__,
+        )
+        png = encode_png(image, metadata)
+        new = generation_store.NewGeneration(
+            png_bytes=png,
+            request=request.to_json(),
+            seed=request.seed,
+            width=image.width,
+            height=image.height,
+            character_ids=prepared.characters.ids,
+            project_id=prepared.characters.project_id,
+            parent_id=parent_id,
+            inputs=prepared.inputs,
+        )
+        created: list[str] = []
+        try:
+            with self.library.db.writing() as session:
+                generation = generation_store.add_generation(session, self.library.files, new, created)
+                return generation_record(session, generation, self.library.root)
+        except BaseException:
+            for relpath in created:
+                self.library.files.remove(relpath)
+            raise
+
+
+__all__ = ["EngineError", "GenerationRecord", "GenerationRefused", "GenerationService", "generation_record"]

@@ -1,0 +1,320 @@
+"""Tiny, seeded, random-weight models saved in the real on-disk formats.
+
+The demo, the tests and the CPU benchmarks need models, and nothing can be downloaded. These
+are built from configs the way diffusers' own tests build theirs (get_dummy_components), then
+saved exactly as users' files are laid out: a diffusers checkpoint folder, an IP-Adapter
+.safetensors in the tencent-ailab key layout with its `image_encoder/` folder beside it, a
+ControlNet folder and a kohya-format LoRA. Everything downstream loads them through the same code
+a real SD1.5 or SDXL file takes. Their images are noise-like: a self-test, not art.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+TINY_SIZE = 64  # the demo's image size; the tiny UNet works at any multiple of 8 too
+
+
+@dataclass(frozen=True)
+class TinyModelPaths:
+    checkpoint: Path
+    ip_adapter: Path
+    image_encoder: Path
+    controlnet: Path
+    lora: Path
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP's (and GPT-2's) reversible byte -> printable character table."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(c) for c in chars)))
+
+
+def write_tiny_tokenizer(folder: Path) -> None:
+    """A CLIP BPE tokenizer over single bytes only (514 tokens): real format, tiny vocabulary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(bytes_to_unicode().values())
+    vocab = {s: i for i, s in enumerate(symbols + [s + "</w>" for s in symbols])}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "model_max_length": 77,
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "do_lower_case": True,
+            }
+        )
+    )
+
+
+TOKENIZER_VOCAB = 514
+BOS_ID, EOS_ID = 512, 513
+
+
+def tiny_text_config(projection_dim: int | None = None):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=EOS_ID,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=TOKENIZER_VOCAB,
+        max_position_embeddings=77,
+        projection_dim=projection_dim or 32,
+        hidden_act="gelu" if projection_dim else "quick_gelu",
+    )
+
+
+def tiny_unet(family: str):
+    from diffusers import UNet2DConditionModel
+
+    if family == "sdxl":
+        return UNet2DConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=2,
+            sample_size=TINY_SIZE // 8,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
+            cross_attention_dim=64,  # both text encoders' 32-d hidden states side by side
+            norm_num_groups=32,
+        )
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=TINY_SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=32,
+    )
+
+
+def tiny_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=TINY_SIZE,
+    )
+
+
+def tiny_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
+def build_tiny_pipeline(family: str = "sd15", seed: int = 0):
+    """The pipeline object, in memory; `save_tiny_checkpoint` writes it as a diffusers folder."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = tiny_unet(family)
+    torch.manual_seed(seed + 1)
+    vae = tiny_vae()
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(tiny_text_config())
+    scratch = _tokenizer_scratch()
+    tokenizer = CLIPTokenizer.from_pretrained(scratch)
+    if family == "sdxl":
+        torch.manual_seed(seed + 3)
+        text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(projection_dim=32))
+        return StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=tokenizer,
+            tokenizer_2=CLIPTokenizer.from_pretrained(scratch),
+            unet=unet,
+            scheduler=tiny_scheduler(),
+            force_zeros_for_empty_prompt=True,
+        )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=tiny_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+_TOKENIZER_DIR: Path | None = None
+
+
+def _tokenizer_scratch() -> Path:
+    import tempfile
+
+    global _TOKENIZER_DIR
+    if _TOKENIZER_DIR is None:
+        _TOKENIZER_DIR = Path(tempfile.mkdtemp(prefix="cs-tiny-tokenizer-"))
+        write_tiny_tokenizer(_TOKENIZER_DIR)
+    return _TOKENIZER_DIR
+
+
+def save_tiny_checkpoint(folder: Path, family: str = "sd15", seed: int = 0) -> Path:
+    pipe = build_tiny_pipeline(family, seed)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_image_encoder(folder: Path, seed: int = 0) -> Path:
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        intermediate_size=37,
+        patch_size=4,
+    )
+    CLIPVisionModelWithProjection(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_ip_adapter(path: Path, family: str = "sd15", seed: int = 0, image_embed_dim: int = 32) -> Path:
+    """A base IP-Adapter (4 image tokens) in the tencent-ailab layout: `image_proj.*` for the
+    projection and `ip_adapter.<n>.to_k_ip/to_v_ip` for each cross-attention layer, numbered the
+    way the original attention-processor list numbers them (1, 3, 5...)."""
+    from safetensors.torch import save_file
+
+    unet = tiny_unet(family)
+    cross = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(seed)
+
+    def weights(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * 0.2
+
+    tensors = {
+        "image_proj.proj.weight": weights(cross * 4, image_embed_dim),
+        "image_proj.proj.bias": torch.zeros(cross * 4),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        hidden = _hidden_size(unet, name)
+        tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = weights(hidden, cross)
+        tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = weights(hidden, cross)
+        key_id += 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path
+
+
+def _hidden_size(unet, processor_name: str) -> int:
+    channels = unet.config.block_out_channels
+    if processor_name.startswith("mid_block"):
+        return channels[-1]
+    block = int(processor_name.split(".")[1])
+    if processor_name.startswith("up_blocks"):
+        return list(reversed(channels))[block]
+    return channels[block]
+
+
+def save_tiny_controlnet(folder: Path, family: str = "sd15", seed: int = 0) -> Path:
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    unet = tiny_unet(family)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
+    # from_unet copies the UNet's random weights; the zero convolutions stay zero, which would
+    # make the ControlNet a no-op. Random values there let tests see the control image matter.
+    with torch.no_grad():
+        for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+            module.weight.normal_(0, 0.05)
+    controlnet.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_kohya_lora(path: Path, family: str = "sd15", rank: int = 4, seed: int = 0, scale: float = 0.5) -> Path:
+    """A LoRA on every attention projection of the tiny UNet, with kohya's key names and alphas."""
+    from safetensors.torch import save_file
+
+    unet = tiny_unet(family)
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for module_name, module in unet.named_modules():
+        if not isinstance(module, torch.nn.Linear) or ".attn" not in module_name:
+            continue
+        if not module_name.endswith(("to_q", "to_k", "to_v", "to_out.0")):
+            continue
+        key = "lora_unet_" + module_name.replace(".", "_")
+        tensors[f"{key}.lora_down.weight"] = torch.randn(rank, module.in_features, generator=generator) * scale
+        tensors[f"{key}.lora_up.weight"] = torch.randn(module.out_features, rank, generator=generator) * scale
+        tensors[f"{key}.alpha"] = torch.tensor(float(rank))
+    metadata = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(rank),
+        "ss_network_alpha": str(rank),
+        "ss_base_model_version": "sdxl_base_v1-0" if family == "sdxl" else "sd_v1",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def build_tiny_model_set(folder: Path, family: str = "sd15") -> TinyModelPaths:
+    """Everything the demo registers, laid out as users keep such files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = save_tiny_checkpoint(folder / f"tiny-{family}", family)
+    ip_folder = folder / "ip-adapter" / "models"
+    image_encoder = save_tiny_image_encoder(ip_folder / "image_encoder")
+    ip_adapter = save_tiny_ip_adapter(ip_folder / f"ip-adapter_tiny_{family}.safetensors", family)
+    controlnet = save_tiny_controlnet(folder / f"control_tiny_{family}_openpose", family)
+    lora = save_tiny_kohya_lora(folder / "loras" / f"tiny-style-{family}.safetensors", family)
+    return TinyModelPaths(checkpoint, ip_adapter, image_encoder, controlnet, lora)
