@@ -43,6 +43,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--size", default="512x512", metavar="WxH")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--batch", metavar="FILE.json", help="a JSON list of requests, run in one warm process")
+    p.add_argument("--from-image", metavar="PNG", help="make again the image this PNG was made from (its character-studio metadata)")
     add_engine_options(p)
 
     generations = tree.group("generation", "list and show generated images")
@@ -94,6 +95,22 @@ def request_from_options(options: dict[str, Any], project: str | None = None) ->
     )
 
 
+def request_from_image(path: str, seed: int | None) -> GenerationRequest:
+    from dataclasses import replace
+
+    from core.engine.png_metadata import read_png_metadata
+
+    try:
+        request = read_png_metadata(path).request
+    except FileNotFoundError:
+        raise LibraryError(f"{path} does not exist") from None
+    except OSError:
+        raise LibraryError(f"{path} is not a PNG image") from None
+    if request is None:
+        raise LibraryError(f"{path} carries no character-studio request (it was not made by this app), so it cannot be made again exactly")
+    return replace(request, seed=seed) if seed is not None else request
+
+
 def read_batch(path: str) -> list[dict[str, Any]]:
     try:
         items = json.loads(Path(path).read_text())
@@ -115,7 +132,9 @@ def generate(catalog: Catalog, args, out: Output) -> None:
     from core.generation import GenerationService
 
     try:
-        if args.batch:
+        if args.from_image:
+            requests = [request_from_image(args.from_image, args.seed)]
+        elif args.batch:
             requests = [request_from_options(item, args.project) for item in read_batch(args.batch)]
         else:
             requests = [request_from_options(vars(args), args.project)]

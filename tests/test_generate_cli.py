@@ -1,0 +1,99 @@
+"""`demo`, `generate` and `generation` through real subprocesses, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO_ROOT, CliResult
+
+
+@pytest.fixture(scope="module")
+def demo_library(tmp_path_factory):
+    library = tmp_path_factory.mktemp("cli-generation") / "library"
+
+    def run(*args: str) -> CliResult:
+        env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"}
+        done = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "main.py"), "--library", str(library), *args],
+            capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    first = run("demo", "--json")
+    assert first.code == 0, first.stderr
+    run.demo = first.json()
+    run.library = library
+    return run
+
+
+def test_demo_renders_each_character_through_the_real_path(demo_library):
+    demo = demo_library.demo
+    assert demo["created"] and set(demo["models"]) == {"checkpoint", "ip-adapter", "controlnet", "lora"}
+    assert "not art" in demo["note"]
+    assert [g["characters"] for g in demo["generations"]] == [["Aria"], ["Kael"]]
+    for generation in demo["generations"]:
+        image = Image.open(generation["path"])
+        assert image.size == (64, 64)
+        assert "Model: demo-tiny-sd15" in image.text["parameters"]
+    listed = demo_library("model", "list", "--json").json()
+    assert {m["kind"] for m in listed} >= {"checkpoint", "ip-adapter", "controlnet", "lora", "image-encoder"}
+
+
+def test_generate_then_make_it_again_from_the_png(demo_library, tmp_path):
+    pose = tmp_path / "pose.png"
+    from core.demo_render import pose_sketch
+
+    pose_sketch(64, lean=5).save(pose)
+    made = demo_library(
+        "generate", "--character", "Kael", "--prompt", "kaelrogue crouching", "--negative", "blurry",
+        "--size", "64x64", "--steps", "3", "--seed", "77", "--sampler", "euler_a",
+        "--lora", "demo-tiny-style:0.5", "--control", f"openpose={pose}:0.8", "--json",
+    )
+    assert made.code == 0, made.stderr
+    [record] = made.json()
+    assert (record["seed"], record["width"], record["characters"]) == (77, 64, ["Kael"])
+    assert record["request"]["sampler"] == "Euler a"
+    assert record["request"]["controls"][0]["scale"] == 0.8
+
+    shown = demo_library("generation", "show", str(record["id"]), "--json").json()
+    assert "Sampler: Euler a" in shown["parameters"] and shown["metadata"]["seed"] == 77
+    listed = demo_library("generation", "list", "--character", "Kael", "--json").json()
+    assert record["id"] in [g["id"] for g in listed]
+
+    again = demo_library("generate", "--from-image", record["path"], "--json")
+    assert again.code == 0, again.stderr
+    [copy] = again.json()
+    assert copy["id"] != record["id"]
+    assert np.array_equal(np.asarray(Image.open(copy["path"])), np.asarray(Image.open(record["path"])))
+
+
+def test_batch_runs_in_one_process_and_bad_batches_are_refused(demo_library, tmp_path):
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([
+        {"character": "Aria", "prompt": "ariaknight waving", "size": "64x64", "steps": 2, "seed": 1, "lora": ["demo-tiny-style:0.3"]},
+        {"character": ["Aria", "Kael"], "prompt": "two fighters", "size": "64x64", "steps": 2, "seed": 2, "ip_scale": 0.5},
+    ]))
+    result = demo_library("generate", "--batch", str(batch), "--json")
+    assert result.code == 0, result.stderr
+    records = result.json()
+    assert [r["characters"] for r in records] == [["Aria"], ["Aria", "Kael"]]
+
+    batch.write_text(json.dumps([{"character": "Aria", "prompt": "x", "colour": "red"}]))
+    refused = demo_library("generate", "--batch", str(batch))
+    assert refused.code == 1 and refused.stderr.count("\n") == 1
+    assert "unknown key(s) colour" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_bad_generate_arguments_are_one_line_errors(demo_library):
+    result = demo_library("generate", "--character", "Aria", "--prompt", "x", "--sampler", "Euler z")
+    assert result.code == 1 and result.stderr.strip().count("\n") == 0
+    assert "unknown sampler 'Euler z'" in result.stderr
+    result = demo_library("generate", "--character", "Aria")
+    assert result.code == 1 and "--prompt is required" in result.stderr
