@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from cli import demo_command, library_commands
+from cli import demo_command, generate_commands, library_commands, model_commands
 from cli.output import Output
 from cli.parser import CommandTree
 from core.catalog import Catalog
@@ -21,7 +21,9 @@ from storage.location import resolve_library_dir
 def build_parser():
     tree = CommandTree("Character Studio: consistent images of your original characters, offline.")
     library_commands.register(tree)
+    generate_commands.register(tree)
     demo_command.register(tree)
+    model_commands.register(tree)
     info = tree.command("library", "where the library is and what it holds", library_info)
     info.add_argument("what", choices=["info"], metavar="info")
     return tree.root

@@ -225,12 +225,15 @@ def save_tiny_image_encoder(folder: Path, seed: int = 0) -> Path:
 
 
 def save_tiny_ip_adapter(path: Path, family: str = "sd15", seed: int = 0, image_embed_dim: int = 32) -> Path:
-    """A base IP-Adapter (4 image tokens) in the tencent-ailab layout: `image_proj.*` for the
-    projection and `ip_adapter.<n>.to_k_ip/to_v_ip` for each cross-attention layer, numbered the
-    way the original attention-processor list numbers them (1, 3, 5...)."""
+    return save_ip_adapter_for(tiny_unet(family), path, image_embed_dim, seed)
+
+
+def save_ip_adapter_for(unet, path: Path, image_embed_dim: int, seed: int = 0) -> Path:
+    """A base IP-Adapter (4 image tokens) for `unet`, in the tencent-ailab layout: `image_proj.*`
+    for the projection and `ip_adapter.<n>.to_k_ip/to_v_ip` for each cross-attention layer,
+    numbered the way the original attention-processor list numbers them (1, 3, 5...)."""
     from safetensors.torch import save_file
 
-    unet = tiny_unet(family)
     cross = unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(seed)
 
@@ -282,10 +285,13 @@ def save_tiny_controlnet(folder: Path, family: str = "sd15", seed: int = 0) -> P
 
 
 def save_tiny_kohya_lora(path: Path, family: str = "sd15", rank: int = 4, seed: int = 0, scale: float = 0.5) -> Path:
-    """A LoRA on every attention projection of the tiny UNet, with kohya's key names and alphas."""
+    return save_kohya_lora_for(tiny_unet(family), path, family, rank, seed, scale)
+
+
+def save_kohya_lora_for(unet, path: Path, family: str, rank: int = 4, seed: int = 0, scale: float = 0.5) -> Path:
+    """A LoRA on every attention projection of `unet`, with kohya's key names and alphas."""
     from safetensors.torch import save_file
 
-    unet = tiny_unet(family)
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
     for module_name, module in unet.named_modules():

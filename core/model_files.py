@@ -1,0 +1,615 @@
+"""What a weights file or folder is, read from the file itself, never from its name.
+
+Light on purpose (no torch at import): the GUI process inspects a file when the user adds it. A
+.safetensors header is read by hand (an 8-byte little-endian length, then JSON giving each tensor's
+dtype, shape and byte offsets, plus an optional "__metadata__" dict of strings); diffusers and
+transformers folders are read through their model_index.json / config.json. Kind and family come
+from key names, shapes, configs and training metadata. Only a ControlNet's control type cannot be
+read from weights: the caller gives it, or the name offers a guess that is recorded as a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storage.errors import LibraryError
+
+KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder")
+FAMILIES = ("sd15", "sdxl")
+FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
+KIND_NAMES = {
+    "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet",
+    "ip-adapter": "IP-Adapter", "image-encoder": "image encoder",
+}  # fmt: skip
+CONTROL_TYPES = (
+    "openpose", "depth", "canny", "lineart", "scribble", "softedge",
+    "normal", "seg", "tile", "mlsd", "ip2p", "inpaint",
+)  # fmt: skip
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+
+# The safetensors reference implementation refuses headers over 100 MB; so do we.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+HASH_CHUNK = 1024 * 1024
+ONLY_SUPPORTED = "only the SD 1.5 and SDXL families are supported"
+PICKLE_REFUSAL = (
+    "is a pickle file, which can run code when loaded; convert it to .safetensors, "
+    "or pass --allow-pickle to load it with torch.load(weights_only=True)"
+)
+# The cross-attention width of each family's UNet: its text encoders' hidden size.
+CROSS_DIM_FAMILY = {768: "sd15", 2048: "sdxl"}
+# Cross-attention layers an IP-Adapter adds to (16 in SD 1.5's UNet, 70 in SDXL's).
+IP_ADAPTER_LAYERS = {"sd15": 16, "sdxl": 70}
+
+
+class ModelFileError(LibraryError):
+    """A file or folder that cannot be used as a model; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class ModelInspection:
+    kind: str
+    family: str | None  # "sd15" | "sdxl" | None when the weights do not say
+    format: str  # diffusers | single-file | kohya | diffusers-lora | peft | tencent-ip-adapter | transformers
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorIndex:
+    """A weights file's tensors by name, without their data."""
+
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+    metadata: dict[str, str]
+    scalars: dict[str, float]  # values of `.alpha` tensors: a LoRA's strength depends on them
+    pickle: bool = False
+
+    def first(self, pattern: str) -> tuple[int, ...] | None:
+        regex = re.compile(pattern)
+        return next((shape for key, shape in self.shapes.items() if regex.search(key)), None)
+
+    def has_prefix(self, *prefixes: str) -> bool:
+        return any(key.startswith(prefixes) for key in self.shapes)
+
+    def has(self, *fragments: str) -> bool:
+        return any(fragment in key for key in self.shapes for fragment in fragments)
+
+
+def refuse(path: Path, why: str) -> ModelFileError:
+    return ModelFileError(f"{path}: {why}")
+
+
+# -- reading ------------------------------------------------------------------------------
+def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
+    """(tensor entries, metadata, offset where tensor data starts); refuses a damaged file."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(9)
+        if len(head) < 9 or head[8:9] != b"{":
+            raise refuse(path, "the file is empty" if not head else "not a .safetensors file (no JSON header)")
+        (length,) = struct.unpack("<Q", head[:8])
+        if length > MAX_HEADER_BYTES:
+            raise refuse(path, f"not a .safetensors file (header length {length} is implausible)")
+        if 8 + length > size:
+            raise refuse(path, f"truncated .safetensors file: the header needs {length} bytes, the file has {size - 8}")
+        handle.seek(8)
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise refuse(path, f"damaged .safetensors header ({exc.__class__.__name__})") from None
+    if not isinstance(header, dict):
+        raise refuse(path, "damaged .safetensors header (not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    try:
+        data_end = max((int(entry["data_offsets"][1]) for entry in header.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise refuse(path, "damaged .safetensors header (a tensor without data offsets)") from None
+    if 8 + length + data_end > size:
+        raise refuse(path, f"truncated .safetensors file: its tensors need {data_end} bytes, {size - 8 - length} are there")
+    return header, {str(k): str(v) for k, v in metadata.items()}, 8 + length
+
+
+_SCALAR_FORMATS = {"F32": "<f", "F64": "<d", "F16": "<e"}
+
+
+def _read_scalar(handle, start: int, entry: dict[str, Any]) -> float | None:
+    begin, end = entry["data_offsets"]
+    handle.seek(start + begin)
+    raw = handle.read(end - begin)
+    if entry["dtype"] == "BF16" and len(raw) == 2:
+        return struct.unpack("<f", b"\x00\x00" + raw)[0]  # bfloat16 is the top half of a float32
+    fmt = _SCALAR_FORMATS.get(entry["dtype"])
+    if fmt is None or len(raw) != struct.calcsize(fmt):
+        return None
+    return struct.unpack(fmt, raw)[0]
+
+
+def _is_pickle(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    # torch.save writes a zip archive; older torch and plain pickles start with the PROTO opcode.
+    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def read_tensor_index(path: Path, allow_pickle: bool = False) -> TensorIndex:
+    if _is_pickle(path):
+        if not allow_pickle:
+            raise ModelFileError(f"{path} {PICKLE_REFUSAL}")
+        return _read_pickle_index(path)
+    header, metadata, start = read_safetensors_header(path)
+    scalars = {}
+    with path.open("rb") as handle:
+        for key, entry in header.items():
+            if key.endswith(".alpha") and entry.get("shape") in ([], [1]):
+                value = _read_scalar(handle, start, entry)
+                if value is not None:
+                    scalars[key] = value
+    return TensorIndex(
+        shapes={k: tuple(e.get("shape", ())) for k, e in header.items()},
+        dtypes={k: str(e.get("dtype")) for k, e in header.items()},
+        metadata=metadata,
+        scalars=scalars,
+    )
+
+
+def _read_pickle_index(path: Path) -> TensorIndex:
+    # torch only here: inspecting a .safetensors (the normal case) must not pay for importing it,
+    # and the GUI process must never import it. weights_only=True refuses any pickled code.
+    import torch
+
+    try:
+        loaded = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise refuse(path, f"could not be read as a torch weights file ({exc.__class__.__name__})") from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]  # LDM .ckpt files wrap their weights
+    if not isinstance(loaded, dict):
+        raise refuse(path, "a torch file that holds no weights dictionary")
+    tensors: dict[str, Any] = {}
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                flatten(f"{prefix}{key}.", inner)
+        elif isinstance(value, torch.Tensor):
+            tensors[prefix[:-1]] = value
+
+    flatten("", loaded)  # IP-Adapter .bin files hold two dicts: image_proj and ip_adapter
+    # Named as safetensors names them, so details read the same whichever format a file came in.
+    dtype_names = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
+    return TensorIndex(
+        shapes={k: tuple(t.shape) for k, t in tensors.items()},
+        dtypes={k: dtype_names.get(t.dtype, str(t.dtype)) for k, t in tensors.items()},
+        metadata={},
+        scalars={k: float(t.reshape(-1)[0]) for k, t in tensors.items() if k.endswith(".alpha") and t.numel() == 1},
+        pickle=True,
+    )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise refuse(path, f"unreadable JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise refuse(path, "not a JSON object")
+    return data
+
+
+# -- inspection ---------------------------------------------------------------------------
+def inspect_model_path(
+    path: Path | str, kind: str = "auto", allow_pickle: bool = False, control_type: str | None = None
+) -> ModelInspection:
+    """What `path` is. `kind` other than "auto" must match what the weights say."""
+    path = Path(path)
+    if kind != "auto" and kind not in KINDS:
+        raise ModelFileError(f"unknown model kind '{kind}'; use one of: auto, {', '.join(KINDS)}")
+    if not path.exists():
+        raise refuse(path, "no such file or folder")
+    try:
+        if path.is_dir():
+            found = _inspect_folder(path, allow_pickle)
+        else:
+            found = _inspect_file(path, read_tensor_index(path, allow_pickle))
+    except OSError as exc:
+        raise refuse(path, f"cannot be read ({exc.strerror or exc.__class__.__name__})") from None
+    if kind != "auto" and found.kind != kind:
+        what = f"{FAMILY_NAMES[found.family]} {KIND_NAMES[found.kind]}" if found.family else KIND_NAMES[found.kind]
+        raise refuse(path, f"the weights are {article(what)} {what}, not {article(KIND_NAMES[kind])} {KIND_NAMES[kind]}")
+    if found.kind == "controlnet":
+        found.details.update(_control_type(path, control_type))
+    return found
+
+
+def article(words: str) -> str:
+    return "an" if words[:1] in "AEIOSaeiou" else "a"  # "an SDXL LoRA", "an IP-Adapter", "a LoRA"
+
+
+def a_kind(kind: str) -> str:
+    """'a LoRA', 'an IP-Adapter': a kind as a message says it."""
+    return f"{article(KIND_NAMES[kind])} {KIND_NAMES[kind]}"
+
+
+def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
+    if not index.shapes:
+        raise refuse(path, "holds no tensors")
+    _refuse_dit(path, index)
+    if index.has_prefix("image_proj.") and index.has_prefix("ip_adapter."):
+        found = _ip_adapter(path, index)
+    elif index.has_prefix("control_model.") or (
+        index.has_prefix("controlnet_cond_embedding.") and index.has_prefix("controlnet_down_blocks.")
+    ):
+        found = _controlnet_file(path, index)
+    elif index.has_prefix("model.diffusion_model."):
+        found = _checkpoint_file(path, index)
+    elif _lora_format(index):
+        found = _lora(path, index)
+    elif index.has_prefix("vision_model."):
+        raise refuse(path, "a CLIP image encoder's weights alone; register its folder, with config.json beside them")
+    elif index.has("down_blocks.", "conv_in.", "encoder.down."):
+        raise refuse(path, "one diffusers component (a UNet or VAE alone); register the whole diffusers folder")
+    else:
+        raise refuse(path, "not a checkpoint, LoRA, ControlNet, IP-Adapter or image encoder this app knows")
+    if index.pickle:
+        found.details["pickle"] = True
+    return found
+
+
+def _refuse_dit(path: Path, index: TensorIndex) -> None:
+    if index.has("double_blocks", "single_blocks", "single_transformer_blocks"):
+        raise refuse(path, f"a Flux model; {ONLY_SUPPORTED}")
+    if index.has("joint_blocks") or index.has_prefix("transformer.", "lora_transformer_"):
+        raise refuse(path, f"an SD3-style transformer model; {ONLY_SUPPORTED}")
+
+
+def _family_from_metadata(path: Path, metadata: dict[str, str]) -> str | None:
+    """kohya's ss_base_model_version and the modelspec standard name the base model family."""
+    if metadata.get("ss_v2", "").lower() == "true":
+        raise refuse(path, f"trained for SD 2.x (metadata ss_v2); {ONLY_SUPPORTED}")
+    for key in ("modelspec.architecture", "ss_base_model_version"):
+        value = metadata.get(key, "").lower()
+        if value.startswith(("stable-diffusion-xl", "sdxl")):
+            return "sdxl"
+        if value.startswith(("stable-diffusion-v1", "sd_v1")):
+            return "sd15"
+        if value.startswith(("stable-diffusion-v2", "sd_v2", "stable-diffusion-v3", "sd3", "sd_3", "flux")):
+            raise refuse(path, f"made for '{metadata[key]}' (metadata {key}); {ONLY_SUPPORTED}")
+    return None
+
+
+def _family_from_cross_dim(path: Path, cross: int | None, what: str) -> str | None:
+    if cross == 1024:
+        raise refuse(path, f"{article(what)} {what} with cross-attention dim 1024, i.e. SD 2.x; {ONLY_SUPPORTED}")
+    return CROSS_DIM_FAMILY.get(cross)
+
+
+def _checkpoint_file(path: Path, index: TensorIndex) -> ModelInspection:
+    to_k = index.first(r"^model\.diffusion_model\..*attn2\.to_k\.weight$")
+    cross = to_k[1] if to_k else None
+    conv_in = index.shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    in_channels = conv_in[1] if conv_in and len(conv_in) == 4 else None
+    if cross == 1280:
+        raise refuse(path, "an SDXL refiner; only base checkpoints can be registered")
+    if index.has_prefix("conditioner.embedders.", "model.diffusion_model.label_emb."):
+        family = "sdxl"
+    elif index.has_prefix("cond_stage_model.transformer."):
+        family = "sd15"
+    elif index.has_prefix("cond_stage_model.model."):
+        raise refuse(path, f"an SD 2.x checkpoint (OpenCLIP text encoder); {ONLY_SUPPORTED}")
+    else:
+        family = _family_from_cross_dim(path, cross, "checkpoint")
+    if family is None:
+        raise refuse(path, "a checkpoint whose family (SD 1.5 or SDXL) cannot be told from its weights")
+    details = {
+        "cross_attention_dim": cross,
+        "in_channels": in_channels,
+        "inpainting": in_channels == 9,
+        "has_text_encoder": index.has_prefix("conditioner.embedders.", "cond_stage_model."),
+        "has_vae": index.has_prefix("first_stage_model."),
+        "tensor_count": len(index.shapes),
+        "dtype": Counter(index.dtypes.values()).most_common(1)[0][0],
+    }
+    return ModelInspection("checkpoint", family, "single-file", details)
+
+
+# -- LoRA ---------------------------------------------------------------------------------
+KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+_LORA_DOWN = re.compile(r"(\.lora_down\.weight|\.lora_A\.weight|[._]lora\.down\.weight|\.lora_linear_layer\.down\.weight)$")
+_CROSS_TO_K = re.compile(r"attn2[._](processor\.)?to_k[._]")
+
+
+def _lora_format(index: TensorIndex) -> str | None:
+    if index.has_prefix(*KOHYA_PREFIXES):
+        return "kohya"
+    if index.has(".lora_A.", ".lora_B."):
+        return "peft"
+    if index.has(".lora.down.", "_lora.down.", ".lora_linear_layer.down."):
+        return "diffusers-lora"
+    return None
+
+
+def _lora(path: Path, index: TensorIndex) -> ModelInspection:
+    fmt = _lora_format(index)
+    downs = {k: s for k, s in index.shapes.items() if _LORA_DOWN.search(k) and len(s) >= 2}
+    if not downs:
+        raise refuse(path, "a LyCORIS network (LoHa/LoKr) or other adapter; only plain LoRA (down/up) files can be used")
+    cross = next((s[1] for k, s in downs.items() if _CROSS_TO_K.search(k)), None)
+    alpha = index.metadata.get("ss_network_alpha")
+    try:
+        alpha = float(alpha) if alpha not in (None, "", "None") else None
+    except ValueError:
+        alpha = None
+    if alpha is None and index.scalars:
+        alpha = next(iter(index.scalars.values()))
+    family, source = _family_from_metadata(path, index.metadata), "metadata"
+    if family is None:
+        family, source = _lora_family_from_keys(index), "key names"
+    if family is None:
+        family, source = _family_from_cross_dim(path, cross, "LoRA"), "cross-attention dim"
+    details = {
+        "rank": max(s[0] for s in downs.values()),
+        "alpha": alpha,
+        "has_text_encoder": index.has_prefix("lora_te", "text_encoder.", "text_encoder_2."),
+        "cross_attention_dim": cross,
+        "key_count": len(index.shapes),
+        "family_source": source if family else "unknown",
+    }
+    return ModelInspection("lora", family, fmt, details)
+
+
+def _lora_family_from_keys(index: TensorIndex) -> str | None:
+    if index.has_prefix("lora_te1_", "lora_te2_", "text_encoder_2."):
+        return "sdxl"
+    # kohya names SDXL's UNet modules the LDM way; SD 1.5 the diffusers way. Only SDXL stacks two
+    # or more transformer blocks in one attention; only SD 1.5 has attention in its first down block.
+    if index.has("input_blocks", "output_blocks", "middle_block", "transformer_blocks_1", "transformer_blocks.1."):
+        return "sdxl"
+    if index.has("down_blocks_0_attentions", "down_blocks.0.attentions") or index.has_prefix("lora_te_"):
+        return "sd15"
+    return None
+
+
+# -- ControlNet ---------------------------------------------------------------------------
+_CONTROL_WORDS = (
+    ("ip2p", "ip2p"), ("inpaint", "inpaint"), ("openpose", "openpose"), ("depth", "depth"),
+    ("canny", "canny"), ("lineart", "lineart"), ("scribble", "scribble"), ("softedge", "softedge"),
+    ("normal", "normal"), ("mlsd", "mlsd"), ("tile", "tile"),
+)  # fmt: skip
+# Short words only count as whole words: "seg" is inside "segment", "hed" inside "cached".
+_CONTROL_TOKENS = {"pose": "openpose", "seg": "seg", "hed": "softedge", "pidi": "softedge"}
+
+
+_GENERIC_NAMES = ("diffusion_pytorch_model", "model", "controlnet")
+
+
+def guess_control_type(path: Path) -> str | None:
+    """A guess from the file or folder's own name; from the folder above when that name says
+    nothing (diffusion_pytorch_model.safetensors), or from the repository when it is a hub cache
+    snapshot (models--org--name/snapshots/<commit>)."""
+    names = [path.stem if path.is_file() else path.name]
+    if names[0].lower() in _GENERIC_NAMES:
+        names.append(path.parent.name)
+    if re.fullmatch(r"[0-9a-f]{40}", path.name):
+        names.append(path.parent.parent.name)
+    for part in names:
+        name = part.lower()
+        for word, control in _CONTROL_WORDS:
+            if word in name:
+                return control
+        for token in re.split(r"[^a-z0-9]+", name):
+            if token in _CONTROL_TOKENS:
+                return _CONTROL_TOKENS[token]
+    return None
+
+
+def _control_type(path: Path, given: str | None) -> dict[str, Any]:
+    if given is not None:
+        if given not in CONTROL_TYPES:
+            raise ModelFileError(f"unknown control type '{given}'; use one of: {', '.join(CONTROL_TYPES)}")
+        return {"control_type": given, "control_type_source": "given"}
+    guessed = guess_control_type(path)
+    return {"control_type": guessed, "control_type_source": "guessed from name" if guessed else "unknown"}
+
+
+def _controlnet_file(path: Path, index: TensorIndex) -> ModelInspection:
+    ldm = index.has_prefix("control_model.")
+    to_k = index.first(r"^(control_model\.input_blocks|down_blocks)\..*attn2\.to_k\.weight$")
+    cross = to_k[1] if to_k else None
+    cond = index.shapes.get("controlnet_cond_embedding.conv_in.weight") or index.shapes.get(
+        "control_model.input_hint_block.0.weight"
+    )
+    family = _family_from_metadata(path, index.metadata)
+    if family is None and index.has_prefix("control_model.label_emb.", "add_embedding."):
+        family = "sdxl"  # SDXL's added time/size embedding
+    if family is None:
+        family = _family_from_cross_dim(path, cross, "ControlNet")
+    details = {
+        "cross_attention_dim": cross,
+        "conditioning_channels": cond[1] if cond and len(cond) == 4 else None,
+        "tensor_count": len(index.shapes),
+    }
+    return ModelInspection("controlnet", family, "single-file" if ldm else "diffusers", details)
+
+
+# -- IP-Adapter ---------------------------------------------------------------------------
+def _ip_adapter(path: Path, index: TensorIndex) -> ModelInspection:
+    """The tencent-ailab layout; variants told apart as diffusers' _convert_ip_adapter_image_proj_to_diffusers does."""
+    proj = {k.removeprefix("image_proj."): s for k, s in index.shapes.items() if k.startswith("image_proj.")}
+    ip = {k.removeprefix("ip_adapter."): s for k, s in index.shapes.items() if k.startswith("ip_adapter.")}
+    to_k = sorted((k for k in ip if re.fullmatch(r"\d+\.to_k_ip\.weight", k)), key=lambda k: int(k.split(".")[0]))
+    cross = ip[to_k[0]][1] if to_k else None
+    details: dict[str, Any] = {"variant": None}
+    try:
+        if "proj.weight" in proj:  # a linear map of CLIP's image embedding to 4 tokens
+            variant, embed, output = "base", proj["proj.weight"][1], "image_embeds"
+            tokens = proj["proj.weight"][0] // proj["norm.weight"][0]
+        elif "proj.3.weight" in proj:  # an MLP over all 257 of CLIP's hidden-state tokens
+            variant, embed, output, tokens = "full-face", proj["proj.0.weight"][1], "hidden_states", 257
+        elif "perceiver_resampler.proj_in.weight" in proj:  # face id embedding + CLIP hidden states
+            variant, embed, output = "faceid-plus", proj["perceiver_resampler.proj_in.weight"][1], "hidden_states"
+            tokens = proj["proj.2.weight"][0] // proj["norm.weight"][0]
+            details["id_embed_dim"] = proj["proj.0.weight"][1]
+        elif "norm.weight" in proj:  # face id embedding (insightface) only: no CLIP at all
+            variant, embed, output = "faceid", None, None
+            tokens = proj["proj.2.weight"][0] // proj["norm.weight"][0]
+            details["id_embed_dim"] = proj["proj.0.weight"][1]
+        elif "latents" in proj:  # a resampler: learned queries attend to CLIP hidden states
+            variant, embed, output, tokens = "plus", proj["proj_in.weight"][1], "hidden_states", proj["latents"][1]
+            details["variant_note"] = "IP-Adapter Plus and Plus Face share one layout; the weights cannot tell them apart"
+        else:
+            raise refuse(path, "an IP-Adapter of a variant this app does not know")
+    except KeyError as exc:
+        raise refuse(path, f"an IP-Adapter file without its tensor image_proj.{exc.args[0]}") from None
+    except (IndexError, ZeroDivisionError):
+        raise refuse(path, "an IP-Adapter file whose image_proj tensors have impossible shapes") from None
+    family, source = _family_from_metadata(path, index.metadata), "metadata"
+    if family is None:
+        family, source = CROSS_DIM_FAMILY.get(cross), "cross-attention dim"
+    details.update(
+        variant=variant,
+        image_embed_dim=embed,
+        image_encoder_output=output,
+        cross_attention_dim=cross,
+        num_tokens=tokens,
+        needs_image_encoder=output is not None,
+        ip_layers=len(to_k),
+        has_lora=any("_lora." in k for k in ip),
+        family_source=source if family else "unknown",
+    )
+    if family is None:
+        details["family_note"] = (
+            f"cross-attention dim {cross} and {len(to_k)} layers match neither SD 1.5 "
+            f"(768, {IP_ADAPTER_LAYERS['sd15']} layers) nor SDXL (2048, {IP_ADAPTER_LAYERS['sdxl']} layers)"
+        )
+    return ModelInspection("ip-adapter", family, "tencent-ip-adapter", details)
+
+
+# -- folders ------------------------------------------------------------------------------
+SD15_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
+SDXL_PIPELINES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
+
+
+def _inspect_folder(path: Path, allow_pickle: bool) -> ModelInspection:
+    if not any(path.iterdir()):
+        raise refuse(path, "the folder is empty")
+    pickled = _check_folder_weights(path, allow_pickle)
+    if (path / "model_index.json").is_file():
+        found = _checkpoint_folder(path)
+    elif (path / "config.json").is_file():
+        config = read_json(path / "config.json")
+        if config.get("_class_name") == "ControlNetModel":
+            found = _controlnet_folder(path, config)
+        elif "ControlNet" in str(config.get("_class_name", "")):
+            raise refuse(path, f"a {config['_class_name']}; only ControlNetModel (SD 1.5 / SDXL) folders can be used")
+        elif config.get("model_type") == "clip_vision_model" or "CLIPVisionModelWithProjection" in config.get("architectures", []):
+            found = _image_encoder_folder(config)
+        else:
+            what = config.get("_class_name") or ", ".join(config.get("architectures", [])) or "unknown"
+            raise refuse(path, f"config.json describes a model this app does not use ({what})")
+    else:
+        raise refuse(path, "not a model folder (no model_index.json or config.json in it)")
+    if pickled:
+        found.details["pickle"] = True
+    return found
+
+
+def _check_folder_weights(folder: Path, allow_pickle: bool) -> bool:
+    """Whether some part of the folder has only pickle weights (refused unless allowed)."""
+    by_dir: dict[Path, list[Path]] = {}
+    for file in weight_files(folder):
+        by_dir.setdefault(file.parent, []).append(file)
+    pickled = [files[0] for files in by_dir.values() if not any(f.suffix == ".safetensors" for f in files)]
+    if pickled and not allow_pickle:
+        raise refuse(folder, f"its weights {pickled[0].relative_to(folder)} are a pickle file, which can run code "
+                     "when loaded; convert them to .safetensors, or pass --allow-pickle to load them with "
+                     "torch.load(weights_only=True)")  # fmt: skip
+    return bool(pickled)
+
+
+def _checkpoint_folder(path: Path) -> ModelInspection:
+    pipeline = read_json(path / "model_index.json")
+    class_name = str(pipeline.get("_class_name", ""))
+    unet_config = path / "unet" / "config.json"
+    unet = read_json(unet_config) if unet_config.is_file() else {}
+    cross = unet.get("cross_attention_dim")
+    cross = cross if isinstance(cross, int) else None
+    if class_name in SDXL_PIPELINES or unet.get("addition_embed_type") == "text_time":
+        family = "sdxl"
+    elif class_name in SD15_PIPELINES:
+        _family_from_cross_dim(path, cross, "checkpoint")  # SD 2.x folders use this pipeline class too
+        family = "sd15"
+    elif unet:
+        family = _family_from_cross_dim(path, cross, "checkpoint")
+    else:
+        family = None
+    if family is None or cross == 1280:
+        raise refuse(path, f"a {class_name or 'diffusers'} folder; {ONLY_SUPPORTED}")
+    components = sorted(k for k, v in pipeline.items() if not k.startswith("_") and isinstance(v, list) and v and v[0])
+    details = {
+        "pipeline_class": class_name,
+        "cross_attention_dim": cross,
+        "in_channels": unet.get("in_channels"),
+        "inpainting": unet.get("in_channels") == 9,
+        "sample_size": unet.get("sample_size"),
+        "components": components,
+    }
+    return ModelInspection("checkpoint", family, "diffusers", details)
+
+
+def _controlnet_folder(path: Path, config: dict[str, Any]) -> ModelInspection:
+    cross = config.get("cross_attention_dim")
+    if config.get("addition_embed_type") == "text_time":
+        family = "sdxl"
+    else:
+        family = _family_from_cross_dim(path, cross if isinstance(cross, int) else None, "ControlNet")
+    details = {"cross_attention_dim": cross, "conditioning_channels": config.get("conditioning_channels", 3)}
+    return ModelInspection("controlnet", family, "diffusers", details)
+
+
+def _image_encoder_folder(config: dict[str, Any]) -> ModelInspection:
+    details = {
+        "hidden_size": config.get("hidden_size"),
+        "projection_dim": config.get("projection_dim"),
+        "image_size": config.get("image_size"),
+        "architecture": (config.get("architectures") or ["CLIPVisionModelWithProjection"])[0],
+    }
+    return ModelInspection("image-encoder", None, "transformers", details)
+
+
+# -- hashing ------------------------------------------------------------------------------
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of_path(path: Path) -> str:
+    """A file's sha256; for a folder, the sha256 of its weight files' sorted (path, sha256) lines."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_of_file(path)
+    lines = [f"{f.relative_to(path).as_posix()}\t{sha256_of_file(f)}\n" for f in weight_files(path)]
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()
+
+
+def path_signature(path: Path) -> tuple[int, float]:
+    """(size, mtime) that a cached sha256 is valid for; a folder's counts its weight files only."""
+    path = Path(path)
+    if not path.is_dir():
+        stat = path.stat()
+        return stat.st_size, stat.st_mtime
+    stats = [f.stat() for f in weight_files(path)]
+    return sum(s.st_size for s in stats), max((s.st_mtime for s in stats), default=0.0)
