@@ -126,11 +126,11 @@ def test_library_location_from_env_and_flag_after_command(cli, tmp_path):
 
 
 def test_demo_builds_library_and_verifies_files(cli):
-    first = cli("demo", "--json")
+    first = cli("demo", "--no-render", "--json")  # rendering is covered in test_generate_cli
     assert first.code == 0, first.stderr
     data = first.json()
     assert data["created"] is True and data["files_verified"] == 8
     assert [c["name"] for c in data["characters"]] == ["Aria", "Kael"]
     assert [r["view"] for r in data["characters"][0]["references"]] == ["front", "three-quarter", "side", "back"]
-    again = cli("demo", "--json").json()  # idempotent: finds, does not duplicate
+    again = cli("demo", "--no-render", "--json").json()  # idempotent: finds, does not duplicate
     assert again["created"] is False and again["files_verified"] == 8
