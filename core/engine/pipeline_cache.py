@@ -143,10 +143,17 @@ class PipelineCache:
                 pipe = pipeline_class.from_single_file(str(ref.path), config=str(config), **options)
             else:
                 pipe = pipeline_class.from_pretrained(str(ref.path), **options)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds; each becomes one clear line
             if _is_out_of_memory(exc):
                 raise
             raise EngineError(f"cannot load checkpoint '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
+        unloaded = [name for name, module in pipe.components.items() if _has_meta_tensors(module)]
+        if unloaded:
+            # A single file missing a part (no text encoder, no VAE) leaves it unloaded on the meta device.
+            raise EngineError(
+                f"checkpoint '{ref.name}' has no weights for its {', '.join(unloaded)}; it may be a UNet-only "
+                f"file or of another family than its config"
+            )
         self.load_counts[ref.name] += 1
         pipe.set_progress_bar_config(disable=True)
         self._place(pipe)
@@ -285,6 +292,12 @@ def read_ip_adapter_file(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def _adapter_name(ref: WeightsRef) -> str:
     return "lora_" + ref.sha256[:16]
+
+
+def _has_meta_tensors(module) -> bool:
+    if not isinstance(module, torch.nn.Module):
+        return False
+    return any(p.is_meta for p in module.parameters()) or any(b.is_meta for b in module.buffers())
 
 
 def _first_line(exc: BaseException) -> str:
