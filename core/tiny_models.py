@@ -69,14 +69,14 @@ TOKENIZER_VOCAB = 514
 BOS_ID, EOS_ID = 512, 513
 
 
-def tiny_text_config(projection_dim: int | None = None):
+def tiny_text_config(projection_dim: int | None = None, hidden_size: int = 32):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
         bos_token_id=BOS_ID,
         eos_token_id=EOS_ID,
         pad_token_id=EOS_ID,
-        hidden_size=32,
+        hidden_size=hidden_size,
         intermediate_size=37,
         layer_norm_eps=1e-05,
         num_attention_heads=4,
@@ -106,7 +106,9 @@ def tiny_unet(family: str):
             addition_time_embed_dim=8,
             transformer_layers_per_block=(1, 2),
             projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
-            cross_attention_dim=64,  # both text encoders' 32-d hidden states side by side
+            # Both text encoders' hidden states side by side (32 + 48). Their widths differ, as in
+            # the real SDXL (768 + 1280): a single-file loader tells the encoders apart by width.
+            cross_attention_dim=80,
             norm_num_groups=32,
         )
     return UNet2DConditionModel(
@@ -165,7 +167,7 @@ def build_tiny_pipeline(family: str = "sd15", seed: int = 0):
     tokenizer = CLIPTokenizer.from_pretrained(scratch)
     if family == "sdxl":
         torch.manual_seed(seed + 3)
-        text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(projection_dim=32))
+        text_encoder_2 = CLIPTextModelWithProjection(tiny_text_config(projection_dim=32, hidden_size=48))
         return StableDiffusionXLPipeline(
             vae=vae,
             text_encoder=text_encoder,
@@ -324,3 +326,175 @@ def build_tiny_model_set(folder: Path, family: str = "sd15") -> TinyModelPaths:
     controlnet = save_tiny_controlnet(folder / f"control_tiny_{family}_openpose", family)
     lora = save_tiny_kohya_lora(folder / "loras" / f"tiny-style-{family}.safetensors", family)
     return TinyModelPaths(checkpoint, ip_adapter, image_encoder, controlnet, lora)
+
+
+# -- more adapter formats: IP-Adapter plus and full-face, a diffusers/peft LoRA ------------------
+# diffusers' loader (UNet2DConditionLoadersMixin._convert_ip_adapter_image_proj_to_diffusers) builds
+# the plus Resampler with its defaults: depth 4, 64-wide heads (heads = to_q rows // 64), ffn ratio 4,
+# and loads it strictly; a tiny plus file keeps those and shrinks only the widths.
+PLUS_DEPTH = 4
+PLUS_DIM_HEAD = 64
+PLUS_FFN_RATIO = 4
+
+
+def save_tiny_ip_adapter_plus(path: Path, family: str = "sd15", seed: int = 0, hidden_size: int = 32, num_tokens: int = 16) -> Path:
+    return save_ip_adapter_plus_for(tiny_unet(family), path, hidden_size, seed, num_tokens)
+
+
+def save_ip_adapter_plus_for(unet, path: Path, image_hidden_size: int, seed: int = 0, num_tokens: int = 16) -> Path:
+    """An IP-Adapter plus (a Resampler: `num_tokens` learned queries attend to CLIP's penultimate
+    hidden states) for `unet`, in the tencent-ailab layout. The Resampler is diffusers'
+    IPAdapterPlusImageProjection with seeded weights, its keys renamed back to the original
+    Resampler's: layers.<i>.0 is PerceiverAttention (norm1, norm2, to_q, to_kv, to_out) and
+    layers.<i>.1 its FeedForward (LayerNorm 0, Linear 1, GELU, Linear 3). Like the real SD 1.5 /
+    SDXL plus files, the Resampler's width is the UNet's cross-attention dim."""
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+    from safetensors.torch import save_file
+
+    cross = unet.config.cross_attention_dim
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        resampler = IPAdapterPlusImageProjection(
+            embed_dims=image_hidden_size,
+            output_dims=cross,
+            hidden_dims=cross,
+            depth=PLUS_DEPTH,
+            dim_head=PLUS_DIM_HEAD,
+            heads=max(1, cross // PLUS_DIM_HEAD),
+            num_queries=num_tokens,
+            ffn_ratio=PLUS_FFN_RATIO,
+        )
+    tensors = {f"image_proj.{key}": value for key, value in _resampler_to_tencent(resampler.state_dict()).items()}
+    generator = torch.Generator().manual_seed(seed + 1)
+    tensors.update(_ip_attention_weights(unet, generator))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+def _resampler_to_tencent(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers' IPAdapterPlusImageProjection keys -> the original Resampler's (the inverse of
+    diffusers' renaming; to_k and to_v are one to_kv matrix there)."""
+    import re
+
+    renamed: dict[str, torch.Tensor] = {}
+    block_names = {
+        "ln0": "0.norm1",
+        "ln1": "0.norm2",
+        "attn.to_q": "0.to_q",
+        "attn.to_out.0": "0.to_out",
+        "ff.0": "1.0",
+        "ff.1.net.0.proj": "1.1",
+        "ff.1.net.2": "1.3",
+    }
+    for key, value in state.items():
+        match = re.fullmatch(r"layers\.(\d+)\.(.+)\.(weight|bias)", key)
+        if match is None:  # latents, proj_in, proj_out, norm_out keep their names
+            renamed[key] = value
+            continue
+        layer, module, parameter = match.groups()
+        if module == "attn.to_k":
+            renamed[f"layers.{layer}.0.to_kv.{parameter}"] = torch.cat([value, state[f"layers.{layer}.attn.to_v.{parameter}"]])
+        elif module == "attn.to_v":
+            continue
+        else:
+            renamed[f"layers.{layer}.{block_names[module]}.{parameter}"] = value
+    return renamed
+
+
+def save_tiny_ip_adapter_full_face(path: Path, family: str = "sd15", seed: int = 0, hidden_size: int = 32) -> Path:
+    return save_ip_adapter_full_face_for(tiny_unet(family), path, hidden_size, seed)
+
+
+def save_ip_adapter_full_face_for(unet, path: Path, image_hidden_size: int, seed: int = 0) -> Path:
+    """An IP-Adapter full-face for `unet`, tencent-ailab layout: an MLP (proj.0 Linear, GELU,
+    proj.2 Linear, proj.3 LayerNorm) applied to every one of CLIP's penultimate hidden-state tokens.
+    Real files see 257 tokens (ViT-H/14 at 224 px); the tiny encoder gives (32/4)^2 + 1 = 65. The
+    MLP works per token, and diffusers' 257 (the attention processors' num_tokens) is only read
+    when image tokens arrive glued to the text; with ip_adapter_image_embeds any count works."""
+    from safetensors.torch import save_file
+
+    cross = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(seed)
+
+    def weights(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * 0.2
+
+    tensors = {
+        "image_proj.proj.0.weight": weights(image_hidden_size, image_hidden_size),
+        "image_proj.proj.0.bias": torch.zeros(image_hidden_size),
+        "image_proj.proj.2.weight": weights(cross, image_hidden_size),
+        "image_proj.proj.2.bias": torch.zeros(cross),
+        "image_proj.proj.3.weight": torch.ones(cross),
+        "image_proj.proj.3.bias": torch.zeros(cross),
+    }
+    tensors.update(_ip_attention_weights(unet, generator))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path
+
+
+def _ip_attention_weights(unet, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """`ip_adapter.<n>.to_k_ip/to_v_ip` for each cross-attention layer, numbered 1, 3, 5..."""
+    cross = unet.config.cross_attention_dim
+    tensors = {}
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        hidden = _hidden_size(unet, name)
+        tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross, generator=generator) * 0.2
+        tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross, generator=generator) * 0.2
+        key_id += 2
+    return tensors
+
+
+# The modelspec architecture names a LoRA's base family, as kohya's and other trainers' files do.
+MODELSPEC_LORA_ARCHITECTURE = {"sd15": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
+
+
+def save_tiny_peft_lora(path: Path, family: str = "sd15", rank: int = 4, seed: int = 0, scale: float = 0.5) -> Path:
+    return save_peft_lora_for(tiny_unet(family), path, family, rank, seed, scale)
+
+
+def save_peft_lora_for(unet, path: Path, family: str, rank: int = 4, seed: int = 0, scale: float = 0.5) -> Path:
+    """A LoRA on every attention projection of `unet` in the diffusers/peft format, written by
+    `save_lora_weights` as diffusers' training scripts write theirs (`unet.<module>.lora_A.weight`
+    / `lora_B.weight`, the peft config in the `lora_adapter_metadata` entry), plus a
+    `modelspec.architecture` entry naming the family. Both matrices are seeded random values:
+    peft starts lora_B at zero, which would make the LoRA a no-op."""
+    import shutil
+    import tempfile
+
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    unet.add_adapter(config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in unet.named_parameters():
+            if ".lora_A." in name or ".lora_B." in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    pipeline_class = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    scratch = Path(tempfile.mkdtemp(prefix="cs-tiny-peft-"))
+    try:
+        pipeline_class.save_lora_weights(
+            scratch,
+            unet_lora_layers=get_peft_model_state_dict(unet),
+            weight_name="pytorch_lora_weights.safetensors",
+            unet_lora_adapter_metadata=config.to_dict(),
+        )
+        written = scratch / "pytorch_lora_weights.safetensors"
+        with safe_open(str(written), "pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    metadata["modelspec.architecture"] = MODELSPEC_LORA_ARCHITECTURE[family]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
