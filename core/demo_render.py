@@ -9,7 +9,6 @@ GenerationService path a real SD1.5 checkpoint takes. The pictures are noise-lik
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageDraw
 

@@ -23,7 +23,7 @@ from core.engine.image_embeddings import EncoderInput
 from core.engine.pipeline_cache import EngineError, MemoryOptions, WeightsRef
 from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
 from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
-from core.engine.runner import ControlPlan, Engine, IdentityPlan, ProgressCallback, RenderPlan
+from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, ProgressCallback, RegionPlan, RenderPlan
 from core.engine.samplers import UnknownSampler, canonical_sampler
 from core.image_import import ImageRefused, read_image_file
 from core.model_registry import ModelRecord, ModelRegistry
@@ -116,32 +116,73 @@ class GenerationService:
             raise GenerationRefused(str(exc)) from None
         if request.seed is None:
             request = replace(request, seed=secrets.randbelow(2**32))
+        size = (request.width, request.height)
+        # Every image file the request reads is copied into the library and the stored request
+        # points at the copy, so it stays reproducible after the originals change or go.
+        inputs = _InputImages(self.library)
         base = self._base(request.base)
         loras = tuple((self._lora(entry.model, base), entry.weight) for entry in request.loras)
         characters = self._characters(request)
-        identities = tuple(self._identity(entry, base, request) for entry in request.identities)
-        controls, stored_controls, inputs = [], [], []
+        identities, stored_identities = [], []
+        for entry in request.identities:
+            identity = self._identity(entry, base)
+            mask_path = None
+            if entry.mask:
+                mask, mask_path = inputs.read(entry.mask, "mask", size, "L", what="identity mask")
+                identity = replace(identity, mask=mask)
+            identities.append(identity)
+            stored_identities.append(replace(entry, ip_adapter=identity.adapter.name, mask=mask_path))
+        controls, stored_controls = [], []
         for entry in request.controls:
-            plan, png, stored_entry = self._control(entry, base, request)
-            controls.append(plan)
-            stored_controls.append(stored_entry)
-            inputs.append((png, "control"))
-        # The stored request points at the library's copies of control images, so it stays
-        # reproducible after the user deletes or edits the originals.
+            model = self._controlnet(entry, base)
+            image, stored_path = inputs.read(entry.image, "control", size, "RGB", what="control image")
+            controls.append(ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end))
+            stored_controls.append(replace(entry, image=stored_path, model=model.name, control_type=model.control_type))
+        regions, stored_regions = [], []
+        for entry in request.regions:
+            mask, stored_path = inputs.read(entry.mask, "mask", size, "L", what="region mask")
+            regions.append(RegionPlan(entry.prompt, mask))
+            stored_regions.append(replace(entry, mask=stored_path))
+        details, stored_details = [], []
+        for entry in request.details:
+            mask, stored_path = inputs.read(entry.mask, "mask", size, "L", what="detail mask")
+            detail_loras = tuple((self._ref(self._lora(lora.model, base)), lora.weight) for lora in entry.loras)
+            identity = identities[entry.identity] if entry.identity is not None else None
+            if identity is not None:
+                identity = replace(identity, mask=None)  # the pass only repaints its region anyway
+            details.append(DetailPlan(mask, entry.prompt, detail_loras, identity, entry.strength))
+            stored_details.append(replace(entry, mask=stored_path))
+        init_image, stored_init = None, None
+        if request.init_image:
+            init_image, stored_init = inputs.read(request.init_image, "init", size, "RGB", what="start image")
         request = replace(
             request,
             base=base.name,
+            identities=tuple(stored_identities),
             controls=tuple(stored_controls),
-            identities=tuple(replace(i, ip_adapter=ip.adapter.name) for i, ip in zip(request.identities, identities)),
+            regions=tuple(stored_regions),
+            details=tuple(stored_details),
+            init_image=stored_init,
         )
-        plan = RenderPlan(request, self._ref(base), tuple((self._ref(m), w) for m, w in loras), identities, tuple(controls))
+        plan = RenderPlan(
+            request,
+            self._ref(base),
+            tuple((self._ref(m), w) for m, w in loras),
+            tuple(identities),
+            tuple(controls),
+            tuple(regions),
+            init_image,
+            request.strength,
+            tuple(details),
+        )
+        detail_loras = [(self.registry.get(lora.model), lora.weight) for entry in request.details for lora in entry.loras]
         used = {
             "base": UsedModel(base.name, self.registry.sha256_of(base), base.family, kind="checkpoint"),
-            "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in loras),
+            "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in (*loras, *detail_loras)),
             "ip_adapters": tuple(UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, "ip-adapter") for i in identities),
             "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, "controlnet") for c in controls),
         }
-        return PreparedRequest(request, plan, characters, used, tuple(inputs))
+        return PreparedRequest(request, plan, characters, used, inputs.stored())
 
     def _ref(self, record: ModelRecord) -> WeightsRef:
         config = record.details.get("config_dir")
@@ -178,7 +219,7 @@ class GenerationService:
                 described.append({"name": character.name, "project": character.project.name, "id": character.id})
         return _ResolvedCharacters(tuple(ids), project_id, tuple(described))
 
-    def _identity(self, entry: IdentityEntry, base: ModelRecord, request: GenerationRequest) -> IdentityPlan:
+    def _identity(self, entry: IdentityEntry, base: ModelRecord) -> IdentityPlan:
         if entry.ip_adapter:
             adapter = self.registry.get(entry.ip_adapter)
             if adapter.kind != "ip-adapter":
@@ -186,12 +227,7 @@ class GenerationService:
         else:
             adapter = self.registry.require_default("ip-adapter", family=base.family)
         self.registry.check_compatible(adapter, base)
-        encoder = self._encoder_for(adapter)
-        images = self._identity_images(entry)
-        mask = None
-        if entry.mask:
-            mask = Image.open(entry.mask).convert("L").resize((request.width, request.height))
-        return IdentityPlan(self._ref(adapter), encoder, images, entry.scale, mask)
+        return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
 
     def _encoder_for(self, adapter: ModelRecord) -> WeightsRef:
         path = self.registry.image_encoder_for(adapter)
@@ -236,23 +272,6 @@ class GenerationService:
                 scratch.write_bytes(image.png_bytes)
             images.append(EncoderInput(image.pixel_sha256, scratch))
         return tuple(images)
-
-    def _control(self, entry: ControlEntry, base: ModelRecord, request: GenerationRequest):
-        model = self._controlnet(entry, base)
-        path = Path(entry.image)
-        if not path.is_absolute() and entry.image.startswith("files/"):
-            path = self.library.root / entry.image
-        try:
-            normalised = read_image_file(path)
-        except ImageRefused as refusal:
-            raise GenerationRefused(f"control image {refusal}") from None
-        image = Image.open(io.BytesIO(normalised.png_bytes)).convert("RGB")
-        if image.size != (request.width, request.height):
-            image = image.resize((request.width, request.height), Image.BICUBIC)
-        stored_path = self.library.files.relpath_for(sha256_bytes(normalised.png_bytes), ".png")
-        stored_entry = replace(entry, image=stored_path, model=model.name, control_type=model.control_type)
-        plan = ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end)
-        return plan, normalised.png_bytes, stored_entry
 
     def _controlnet(self, entry: ControlEntry, base: ModelRecord) -> ModelRecord:
         wanted = entry.model or entry.control_type
@@ -302,6 +321,32 @@ class GenerationService:
             for relpath in created:
                 self.library.files.remove(relpath)
             raise
+
+
+class _InputImages:
+    """Image files a request reads, normalised, with the library paths their copies will have."""
+
+    def __init__(self, library: Library):
+        self.library = library
+        self._stored: dict[str, tuple[bytes, str]] = {}
+
+    def read(self, text: str, role: str, size: tuple[int, int], mode: str, what: str) -> tuple[Image.Image, str]:
+        path = Path(text)
+        if not path.is_absolute() and text.startswith("files/"):
+            path = self.library.root / text
+        try:
+            normalised = read_image_file(path)
+        except ImageRefused as refusal:
+            raise GenerationRefused(f"{what} {refusal}") from None
+        image = Image.open(io.BytesIO(normalised.png_bytes)).convert(mode)
+        if image.size != size:
+            image = image.resize(size, Image.BICUBIC if mode == "RGB" else Image.BILINEAR)
+        relpath = self.library.files.relpath_for(sha256_bytes(normalised.png_bytes), ".png")
+        self._stored[relpath] = (normalised.png_bytes, role)
+        return image, relpath
+
+    def stored(self) -> tuple[tuple[bytes, str], ...]:
+        return tuple(self._stored.values())
 
 
 __all__ = ["EngineError", "GenerationRecord", "GenerationRefused", "GenerationService", "generation_record"]

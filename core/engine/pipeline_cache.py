@@ -65,7 +65,7 @@ class _BaseEntry:
     scheduler_config: dict[str, Any]
     loras: set[str] = field(default_factory=set)
     ip_adapters: tuple[str, ...] = ()
-    control_pipes: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    mode_pipes: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
 class EngineError(LibraryError):
@@ -97,12 +97,16 @@ class PipelineCache:
         loras: list[tuple[WeightsRef, float]] = (),
         ip_adapters: list[WeightsRef] = (),
         controlnets: list[WeightsRef] = (),
+        mode: str = "txt2img",
     ):
-        """The pipeline with exactly these extras attached, reusing everything already loaded."""
+        """The pipeline with exactly these extras attached, reusing everything already loaded.
+        `mode` is txt2img, img2img (a start image) or inpaint (a start image and a mask)."""
+        if mode not in PIPELINE_CLASSES:
+            raise ValueError(f"unknown pipeline mode {mode}")
         entry = self._base(base)
         self._apply_loras(entry, list(loras))
         self._apply_ip_adapters(entry, list(ip_adapters))
-        pipe = self._with_controlnets(entry, list(controlnets))
+        pipe = self._in_mode(entry, list(controlnets), mode)
         entry.last_used = time.monotonic()
         return pipe, entry.family, entry.scheduler_config
 
@@ -213,7 +217,7 @@ class PipelineCache:
         pipe = entry.pipe
         if entry.ip_adapters:
             pipe.unload_ip_adapter()
-            entry.control_pipes.clear()  # they hold the old attention processors' wiring
+            entry.mode_pipes.clear()  # they hold the old attention processors' wiring
         if adapters:
             state_dicts = [self._ip_state_dict(ref) for ref in adapters]
             try:
@@ -241,21 +245,25 @@ class PipelineCache:
             self.load_counts[ref.name] += 1
         return self._ip_state_dicts[ref.sha256]
 
-    # -- ControlNets ----------------------------------------------------------------------
-    def _with_controlnets(self, entry: _BaseEntry, controlnets: list[WeightsRef]):
-        if not controlnets:
+    # -- modes and ControlNets ---------------------------------------------------------------
+    def _in_mode(self, entry: _BaseEntry, controlnets: list[WeightsRef], mode: str):
+        if not controlnets and mode == "txt2img":
             return entry.pipe
-        key = tuple(ref.sha256 for ref in controlnets)
-        if key not in entry.control_pipes:
-            from diffusers import StableDiffusionControlNetPipeline, StableDiffusionXLControlNetPipeline
+        key = (mode, *(ref.sha256 for ref in controlnets))
+        if key not in entry.mode_pipes:
+            import diffusers
 
-            models = [self._controlnet(ref) for ref in controlnets]
-            pipeline_class = StableDiffusionXLControlNetPipeline if entry.family == "sdxl" else StableDiffusionControlNetPipeline
-            controlnet = models[0] if len(models) == 1 else models
-            pipe = pipeline_class.from_pipe(entry.pipe, controlnet=controlnet)
+            controlled = bool(controlnets)
+            pipeline_class = getattr(diffusers, PIPELINE_CLASSES[mode][(entry.family, controlled)])
+            extra = {}
+            if controlled:
+                models = [self._controlnet(ref) for ref in controlnets]
+                extra["controlnet"] = models[0] if len(models) == 1 else models
+            # from_pipe shares the loaded modules: a new mode costs no memory and no loading.
+            pipe = pipeline_class.from_pipe(entry.pipe, **extra)
             pipe.set_progress_bar_config(disable=True)
-            entry.control_pipes[key] = pipe
-        return entry.control_pipes[key]
+            entry.mode_pipes[key] = pipe
+        return entry.mode_pipes[key]
 
     def _controlnet(self, ref: WeightsRef):
         if ref.sha256 not in self._controlnets:
@@ -272,6 +280,29 @@ class PipelineCache:
             self.load_counts[ref.name] += 1
             self._controlnets[ref.sha256] = model.to(self.device.device)
         return self._controlnets[ref.sha256]
+
+
+# diffusers' pipeline class per (mode, family, with ControlNet).
+PIPELINE_CLASSES = {
+    "txt2img": {
+        ("sd15", False): "StableDiffusionPipeline",
+        ("sd15", True): "StableDiffusionControlNetPipeline",
+        ("sdxl", False): "StableDiffusionXLPipeline",
+        ("sdxl", True): "StableDiffusionXLControlNetPipeline",
+    },
+    "img2img": {
+        ("sd15", False): "StableDiffusionImg2ImgPipeline",
+        ("sd15", True): "StableDiffusionControlNetImg2ImgPipeline",
+        ("sdxl", False): "StableDiffusionXLImg2ImgPipeline",
+        ("sdxl", True): "StableDiffusionXLControlNetImg2ImgPipeline",
+    },
+    "inpaint": {
+        ("sd15", False): "StableDiffusionInpaintPipeline",
+        ("sd15", True): "StableDiffusionControlNetInpaintPipeline",
+        ("sdxl", False): "StableDiffusionXLInpaintPipeline",
+        ("sdxl", True): "StableDiffusionXLControlNetInpaintPipeline",
+    },
+}
 
 
 def read_ip_adapter_file(path: Path) -> dict[str, dict[str, torch.Tensor]]:

@@ -53,6 +53,25 @@ class ControlEntry:
 
 
 @dataclass(frozen=True)
+class RegionEntry:
+    """A prompt that steers only where `mask` (an image file, white = here) is."""
+
+    prompt: str
+    mask: str
+
+
+@dataclass(frozen=True)
+class DetailEntry:
+    """A masked second pass over one region with its own prompt, LoRAs and identity."""
+
+    mask: str
+    prompt: str
+    loras: tuple[LoraEntry, ...] = ()
+    identity: int | None = None  # index into the request's identities
+    strength: float = 0.45
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     prompt: str
     negative: str = ""
@@ -69,6 +88,10 @@ class GenerationRequest:
     loras: tuple[LoraEntry, ...] = ()
     controls: tuple[ControlEntry, ...] = ()
     clip_skip: int | None = None
+    regions: tuple[RegionEntry, ...] = ()
+    init_image: str | None = None  # an img2img start, e.g. a scene's background
+    strength: float = 0.8  # how much of init_image is repainted
+    details: tuple[DetailEntry, ...] = ()
     version: int = REQUEST_VERSION
 
     def validate(self) -> GenerationRequest:
@@ -88,6 +111,13 @@ class GenerationRequest:
         for control in self.controls:
             if not 0 <= control.start < control.end <= 1:
                 raise RequestError(f"control start/end must satisfy 0 <= start < end <= 1, got {control.start}/{control.end}")
+        if not 0 < self.strength <= 1:
+            raise RequestError(f"strength must be in (0, 1], got {self.strength}")
+        for detail in self.details:
+            if not 0 < detail.strength <= 1:
+                raise RequestError(f"detail strength must be in (0, 1], got {detail.strength}")
+            if detail.identity is not None and not 0 <= detail.identity < len(self.identities):
+                raise RequestError(f"detail pass names identity {detail.identity}, but the request has {len(self.identities)}")
         for identity in self.identities:
             if identity.character is None and not identity.images:
                 raise RequestError("an identity entry needs a character or images")
@@ -124,6 +154,11 @@ class GenerationRequest:
         values["loras"] = tuple(_entry(LoraEntry, e) for e in data.get("loras", ()))
         values["controls"] = tuple(_entry(ControlEntry, e) for e in data.get("controls", ()))
         values["characters"] = tuple(data.get("characters", ()))
+        values["regions"] = tuple(_entry(RegionEntry, e) for e in data.get("regions", ()))
+        values["details"] = tuple(
+            _entry(DetailEntry, {**e, "loras": tuple(_entry(LoraEntry, lora) for lora in e.get("loras", ()))})
+            for e in data.get("details", ())
+        )
         try:
             return cls(**values)
         except TypeError as exc:

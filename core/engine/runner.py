@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageFilter
 
 from core.engine.devices import DeviceChoice
 from core.engine.image_embeddings import EncoderInput, ImageEmbedder
 from core.engine.pipeline_cache import EngineError, MemoryOptions, PipelineCache, WeightsRef, free_memory
 from core.engine.preview import latents_to_preview
+from core.engine.regions import RegionTensors, regional_prompts
 from core.engine.request import GenerationRequest
 from core.engine.samplers import make_scheduler
 
@@ -42,12 +44,36 @@ class ControlPlan:
 
 
 @dataclass(frozen=True)
+class RegionPlan:
+    """A prompt that steers only where its mask is white."""
+
+    prompt: str
+    mask: Image.Image  # "L", at the request's size
+
+
+@dataclass(frozen=True)
+class DetailPlan:
+    """A second, masked inpainting pass over one region: that character's LoRAs, identity and
+    prompt reach only its pixels (the "detailer" approach)."""
+
+    mask: Image.Image  # "L", at the request's size
+    prompt: str
+    loras: tuple[tuple[WeightsRef, float], ...] = ()
+    identity: IdentityPlan | None = None
+    strength: float = 0.45
+
+
+@dataclass(frozen=True)
 class RenderPlan:
     request: GenerationRequest  # validated, with a concrete seed
     base: WeightsRef
     loras: tuple[tuple[WeightsRef, float], ...] = ()
     identities: tuple[IdentityPlan, ...] = ()
     controls: tuple[ControlPlan, ...] = ()
+    regions: tuple[RegionPlan, ...] = ()
+    init_image: Image.Image | None = None  # an img2img start (a scene background)
+    strength: float = 0.8
+    details: tuple[DetailPlan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,7 @@ class Progress:
     preview: Image.Image | None = None
     image_index: int = 0
     image_count: int = 1
+    stage: str = "image"  # "image", then "detail 1/2"... for scenes
 
 
 class Cancelled(Exception):
@@ -90,40 +117,33 @@ class Engine:
         image_count: int = 1,
     ) -> Image.Image:
         request = plan.request
+        mode = "img2img" if plan.init_image is not None else "txt2img"
         pipe, family, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
             loras=list(plan.loras),
             ip_adapters=[identity.adapter for identity in plan.identities],
             controlnets=[control.model for control in plan.controls],
+            mode=mode,
         )
-        pipe.scheduler = make_scheduler(request.sampler, scheduler_config)
-        arguments = dict(
-            prompt=request.prompt,
-            negative_prompt=request.negative or None,
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
-            guidance_scale=request.cfg,
-            # A CPU generator gives the same noise on every device, so a seed means one image.
-            generator=torch.Generator("cpu").manual_seed(request.seed),
-            clip_skip=request.clip_skip,
-        )
+        arguments = _base_arguments(pipe, request, scheduler_config, request.prompt, request.seed)
+        if plan.init_image is not None:
+            arguments.update(image=plan.init_image.convert("RGB").resize((request.width, request.height)), strength=plan.strength)
         if plan.identities:
-            arguments.update(self._identity_arguments(pipe, plan, request.cfg > 1.0))
+            arguments.update(self._identity_arguments(pipe, plan.identities, request))
         if plan.controls:
-            arguments.update(_control_arguments(plan.controls))
+            arguments.update(_control_arguments(plan.controls, "image" if mode == "txt2img" else "control_image"))
+        regions = self._region_tensors(pipe, plan.regions, request) if plan.regions else []
+        latent_size = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
+        stage = Stage(progress, cancel, family, image_index, image_count, "image")
+        with regional_prompts(pipe.unet, regions, latent_size, guided=request.cfg > 1.0):
+            image = self._call(pipe, arguments, request, stage)
+        for number, detail in enumerate(plan.details, 1):
+            stage = Stage(progress, cancel, family, image_index, image_count, f"detail {number}/{len(plan.details)}")
+            image = self._detail(plan, detail, image, number, stage)
+        return image
 
-        def on_step_end(pipeline, step, _timestep, tensors):
-            if pipeline.interrupt:
-                return tensors
-            if progress is not None:
-                preview = latents_to_preview(tensors["latents"], family) if "latents" in tensors else None
-                progress(Progress(step + 1, request.steps, preview, image_index, image_count))
-            if cancel is not None and cancel.is_set():
-                pipeline._interrupt = True  # diffusers skips the remaining steps
-            return tensors
-
-        arguments["callback_on_step_end"] = on_step_end
+    def _call(self, pipe, arguments: dict, request: GenerationRequest, stage: Stage) -> Image.Image:
+        arguments["callback_on_step_end"] = stage.on_step_end
         try:
             with torch.inference_mode():
                 image = pipe(**arguments).images[0]
@@ -133,13 +153,52 @@ class Engine:
                 f"out of GPU memory rendering {request.width}x{request.height}; try a smaller size or the "
                 f"memory options --attention-slicing, --vae-tiling or --cpu-offload"
             ) from None
-        if cancel is not None and cancel.is_set():
+        if stage.cancel is not None and stage.cancel.is_set():
             raise Cancelled("generation cancelled")
         return image
 
-    def _identity_arguments(self, pipe, plan: RenderPlan, guided: bool) -> dict:
+    def _detail(self, plan: RenderPlan, detail: DetailPlan, image: Image.Image, number: int, stage: Stage) -> Image.Image:
+        request = plan.request
+        identities = (detail.identity,) if detail.identity is not None else ()
+        pipe, _, scheduler_config = self.pipelines.pipeline_for(
+            plan.base,
+            loras=list(detail.loras),
+            ip_adapters=[identity.adapter for identity in identities],
+            controlnets=[control.model for control in plan.controls],
+            mode="inpaint",
+        )
+        # A soft edge, so the repainted region blends into what surrounds it.
+        soft = detail.mask.convert("L").filter(ImageFilter.GaussianBlur(max(1, request.width // 96)))
+        arguments = _base_arguments(pipe, request, scheduler_config, detail.prompt, (request.seed + number) % 2**32)
+        arguments.update(image=image, mask_image=soft, strength=detail.strength)
+        if identities:
+            arguments.update(self._identity_arguments(pipe, identities, request))
+        if plan.controls:
+            arguments.update(_control_arguments(plan.controls, "control_image"))
+        repainted = self._call(pipe, arguments, request, stage)
+        # The inpainting pipeline re-encodes the whole image; only the region may change.
+        return Image.composite(repainted.convert("RGB"), image.convert("RGB"), soft)
+
+    def _region_tensors(self, pipe, regions: tuple[RegionPlan, ...], request: GenerationRequest) -> list[RegionTensors]:
+        latent = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
+        tensors = []
+        with torch.inference_mode():
+            for region in regions:
+                embeds = pipe.encode_prompt(
+                    prompt=region.prompt,
+                    device=pipe.device,
+                    num_images_per_prompt=1,
+                    do_classifier_free_guidance=False,
+                    clip_skip=request.clip_skip,
+                )[0]
+                mask = region.mask.convert("L").resize((latent[1], latent[0]), Image.BOX)
+                tensors.append(RegionTensors(embeds, torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)))
+        return tensors
+
+    def _identity_arguments(self, pipe, identities: tuple[IdentityPlan, ...], request: GenerationRequest) -> dict:
+        guided = request.cfg > 1.0
         embeds, scales, masks = [], [], []
-        for identity in plan.identities:
+        for identity in identities:
             variant = self.pipelines.ip_adapter_variant(identity.adapter)
             if identity.encoder is None:
                 raise EngineError(f"IP-Adapter '{identity.adapter.name}' has no image encoder to see the references with")
@@ -156,7 +215,6 @@ class Engine:
         if any(mask is not None for mask in masks):
             from diffusers.image_processor import IPAdapterMaskProcessor
 
-            request = plan.request
             full = Image.new("L", (request.width, request.height), 255)
             processed = IPAdapterMaskProcessor().preprocess(
                 [mask or full for mask in masks], height=request.height, width=request.width
@@ -165,17 +223,55 @@ class Engine:
         return arguments
 
 
-def _control_arguments(controls: tuple[ControlPlan, ...]) -> dict:
+@dataclass
+class Stage:
+    """Progress and cancellation for one denoising pass."""
+
+    progress: ProgressCallback | None
+    cancel: threading.Event | None
+    family: str
+    image_index: int
+    image_count: int
+    name: str
+
+    def on_step_end(self, pipeline, step, _timestep, tensors):
+        if pipeline.interrupt:
+            return tensors
+        if self.progress is not None:
+            preview = latents_to_preview(tensors["latents"], self.family) if "latents" in tensors else None
+            total = getattr(pipeline, "_num_timesteps", None) or step + 1
+            self.progress(Progress(step + 1, total, preview, self.image_index, self.image_count, self.name))
+        if self.cancel is not None and self.cancel.is_set():
+            pipeline._interrupt = True  # diffusers skips the remaining steps
+        return tensors
+
+
+def _base_arguments(pipe, request: GenerationRequest, scheduler_config: dict, prompt: str, seed: int) -> dict:
+    pipe.scheduler = make_scheduler(request.sampler, scheduler_config)
+    return dict(
+        prompt=prompt,
+        negative_prompt=request.negative or None,
+        width=request.width,
+        height=request.height,
+        num_inference_steps=request.steps,
+        guidance_scale=request.cfg,
+        # A CPU generator gives the same noise on every device, so a seed means one image.
+        generator=torch.Generator("cpu").manual_seed(seed),
+        clip_skip=request.clip_skip,
+    )
+
+
+def _control_arguments(controls: tuple[ControlPlan, ...], image_key: str) -> dict:
     if len(controls) == 1:
         control = controls[0]
         return {
-            "image": control.image,
+            image_key: control.image,
             "controlnet_conditioning_scale": control.scale,
             "control_guidance_start": control.start,
             "control_guidance_end": control.end,
         }
     return {
-        "image": [c.image for c in controls],
+        image_key: [c.image for c in controls],
         "controlnet_conditioning_scale": [c.scale for c in controls],
         "control_guidance_start": [c.start for c in controls],
         "control_guidance_end": [c.end for c in controls],

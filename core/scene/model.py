@@ -1,0 +1,155 @@
+"""A scene: characters placed on a canvas, each with a box, a pose and its own prompt.
+
+Plain data that serialises to the scene JSON file format. These keys keep their meaning (the
+file is a contract): size, prompt, negative, background, seed, steps, base, and per placement
+character, box, pose, prompt, lora, identity_scale, z. Other keys are additions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+SCENE_VERSION = 1
+MASK_SHAPES = ("hull", "box")
+
+
+class SceneError(ValueError):
+    """A scene file or scene that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    character: str
+    box: tuple[int, int, int, int]  # x, y, w, h in scene pixels
+    # A preset name ("guard stance"), a person of a multi-person preset ("punch landing#1"),
+    # an OpenPose person object ({"pose_keypoints_2d": [...]}, in scene pixels), or None.
+    pose: str | dict[str, Any] | None = None
+    prompt: str = ""
+    lora: str | None = None  # "MODEL:WEIGHT"; reaches only this character (detail pass)
+    identity_scale: float = 0.7
+    z: int = 0
+    project: str | None = None
+    mask: str = "hull"  # the identity region: the skeleton's body hull, or the whole box
+    detail_strength: float = 0.45  # how much the LoRA detail pass may repaint the region
+
+    def validate(self, size: tuple[int, int], index: int) -> None:
+        where = f"placement {index + 1} ({self.character})"
+        x, y, w, h = self.box
+        if w <= 0 or h <= 0:
+            raise SceneError(f"{where}: box must have a positive width and height, got {list(self.box)}")
+        if x + w <= 0 or y + h <= 0 or x >= size[0] or y >= size[1]:
+            raise SceneError(f"{where}: box {list(self.box)} lies outside the {size[0]}x{size[1]} scene")
+        if self.mask not in MASK_SHAPES:
+            raise SceneError(f"{where}: mask must be one of {', '.join(MASK_SHAPES)}, got '{self.mask}'")
+        if not 0 <= self.identity_scale <= 2:
+            raise SceneError(f"{where}: identity_scale must be between 0 and 2, got {self.identity_scale}")
+
+
+@dataclass(frozen=True)
+class Scene:
+    size: tuple[int, int]
+    prompt: str
+    placements: tuple[Placement, ...] = ()
+    negative: str = ""
+    background: str | None = None
+    seed: int | None = None
+    steps: int = 30
+    base: str | None = None
+    cfg: float = 7.0
+    sampler: str = "DPM++ 2M Karras"
+    name: str | None = None
+    background_strength: float = 0.8  # img2img strength over the background
+    control_scale: float = 1.0
+    version: int = SCENE_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> Scene:
+        width, height = self.size
+        if width % 8 or height % 8 or not (64 <= width <= 4096 and 64 <= height <= 4096):
+            raise SceneError(f"size must be two multiples of 8 between 64 and 4096, got {list(self.size)}")
+        if not self.prompt.strip() and not any(p.prompt.strip() for p in self.placements):
+            raise SceneError("the scene needs a prompt (the scene's or a placement's)")
+        for index, placement in enumerate(self.placements):
+            placement.validate(self.size, index)
+        return self
+
+    def ordered(self) -> list[tuple[int, Placement]]:
+        """Placements back to front: lower z first, file order among equals."""
+        return sorted(enumerate(self.placements), key=lambda item: (item[1].z, item[0]))
+
+    def with_seed(self, seed: int) -> Scene:
+        return replace(self, seed=seed)
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["size"] = list(self.size)
+        data["placements"] = [{**asdict(p), "box": list(p.box)} for p in self.placements]
+        extra = data.pop("extra")
+        return {**extra, **data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scene:
+        if not isinstance(data, dict):
+            raise SceneError("a scene is a JSON object")
+        if data.get("version", SCENE_VERSION) > SCENE_VERSION:
+            raise SceneError(f"scene version {data['version']} is newer than this app understands; update the app")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        try:
+            values["size"] = _pair(data["size"], "size")
+            values["placements"] = tuple(_placement(p, i) for i, p in enumerate(data.get("placements", [])))
+            values["prompt"] = str(data.get("prompt", ""))
+        except KeyError as missing:
+            raise SceneError(f"scene is missing {missing}") from None
+        try:
+            return cls(**values, extra=extra).validate()
+        except TypeError as exc:
+            raise SceneError(f"malformed scene: {exc}") from None
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Scene:
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise SceneError(f"scene file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise SceneError(f"scene file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(self.dumps())
+        temporary.replace(path)
+        return path
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise SceneError(f"{what} must be [width, height], got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _placement(data: dict[str, Any], index: int) -> Placement:
+    where = f"placement {index + 1}"
+    if not isinstance(data, dict):
+        raise SceneError(f"{where} must be an object")
+    if "character" not in data:
+        raise SceneError(f"{where} has no character")
+    box = data.get("box")
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        raise SceneError(f"{where} ({data['character']}): box must be [x, y, w, h], got {box!r}")
+    known = {f.name for f in fields(Placement)}
+    unknown = set(data) - known
+    if unknown:
+        raise SceneError(f"{where} ({data['character']}): unknown key(s) {', '.join(sorted(unknown))}")
+    values = dict(data)
+    values["box"] = tuple(int(v) for v in box)
+    return Placement(**values)
