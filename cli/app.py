@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from cli import demo_command, generate_commands, library_commands, model_commands
+from cli import demo_command, generate_commands, library_commands, model_commands, scene_commands
 from cli.output import Output
 from cli.parser import CommandTree
 from core.catalog import Catalog
@@ -22,6 +22,7 @@ def build_parser():
     tree = CommandTree("Character Studio: consistent images of your original characters, offline.")
     library_commands.register(tree)
     generate_commands.register(tree)
+    scene_commands.register(tree)
     demo_command.register(tree)
     model_commands.register(tree)
     info = tree.command("library", "where the library is and what it holds", library_info)

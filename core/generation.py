@@ -96,7 +96,11 @@ class GenerationService:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         parent_id: int | None = None,
+        scene_id: int | None = None,
+        extra_metadata: dict[str, Any] | None = None,
     ) -> list[GenerationRecord]:
+        """Renders `request.count` images (consecutive seeds) and records each in the library.
+        `extra_metadata` joins the PNG's character-studio chunk (a scene stores itself there)."""
         prepared = self.prepare(request)
         first_seed = prepared.request.seed
         records = []
@@ -105,7 +109,7 @@ class GenerationService:
             single = prepared.request.with_seed(seed)
             plan = replace(prepared.plan, request=single)
             image = self.engine.render(plan, progress, cancel, image_index=index, image_count=prepared.request.count)
-            records.append(self._record(prepared, single, image, parent_id))
+            records.append(self._record(prepared, single, image, parent_id, scene_id, extra_metadata or {}))
         return records
 
     # -- resolution -----------------------------------------------------------------------
@@ -288,7 +292,15 @@ class GenerationService:
         return record
 
     # -- results --------------------------------------------------------------------------
-    def _record(self, prepared: PreparedRequest, request: GenerationRequest, image: Image.Image, parent_id: int | None) -> GenerationRecord:
+    def _record(
+        self,
+        prepared: PreparedRequest,
+        request: GenerationRequest,
+        image: Image.Image,
+        parent_id: int | None,
+        scene_id: int | None,
+        extra_metadata: dict[str, Any],
+    ) -> GenerationRecord:
         used = prepared.used
         metadata = ImageMetadata(
             request=request,
@@ -299,6 +311,7 @@ class GenerationService:
             characters=prepared.characters.described,
             device=self.engine.device.description,
             app_version=__version__,
+            extra=extra_metadata,
         )
         png = encode_png(image, metadata)
         new = generation_store.NewGeneration(
@@ -310,6 +323,7 @@ class GenerationService:
             character_ids=prepared.characters.ids,
             project_id=prepared.characters.project_id,
             parent_id=parent_id,
+            scene_id=scene_id,
             inputs=prepared.inputs,
         )
         created: list[str] = []
