@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from cli import demo_command, generate_commands, library_commands, model_commands, scene_commands
+from cli import demo_command, generate_commands, library_commands, model_commands, scene_commands, sheet_commands
 from cli.output import Output
 from cli.parser import CommandTree
 from core.catalog import Catalog
@@ -23,6 +23,7 @@ def build_parser():
     library_commands.register(tree)
     generate_commands.register(tree)
     scene_commands.register(tree)
+    sheet_commands.register(tree)
     demo_command.register(tree)
     model_commands.register(tree)
     info = tree.command("library", "where the library is and what it holds", library_info)

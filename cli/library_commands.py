@@ -9,6 +9,7 @@ from cli.output import Output, table
 from cli.parser import CommandTree
 from core.catalog import Catalog
 from core.records import CharacterRecord, ReferenceRecord
+from storage.errors import LibraryError
 from storage.references import VIEWS, ReferenceTags
 
 
@@ -39,9 +40,10 @@ def register(tree: CommandTree) -> None:
         p = tree.action(characters, name, help, handler)
         p.add_argument("name", metavar="NAME")
         p.add_argument("--project", metavar="P", help="needed when several projects have a character of this name")
-    p = tree.action(characters, "add-refs", "import image files as reference images of a character", character_add_refs)
+    p = tree.action(characters, "add-refs", "import image files (or generated images) as reference images of a character", character_add_refs)
     p.add_argument("name", metavar="NAME")
-    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("files", metavar="FILE", nargs="*")
+    p.add_argument("--from-generation", type=int, action="append", default=[], metavar="ID", help="a generated image (see `generation list`)")
     p.add_argument("--project", metavar="P")
     add_tag_options(p)
     p.add_argument("--skip-bad", action="store_true", help="import the good files and list the bad ones")
@@ -139,7 +141,9 @@ def character_restore(catalog: Catalog, args, out: Output) -> None:
 
 
 def character_add_refs(catalog: Catalog, args, out: Output) -> None:
-    report = catalog.add_references(args.name, args.files, tags_from(args), args.project, args.skip_bad)
+    if not args.files and not args.from_generation:
+        raise LibraryError("name image files, or generated images with --from-generation ID")
+    report = catalog.add_references(args.name, args.files, tags_from(args), args.project, args.skip_bad, args.from_generation)
     if not out.json:
         for refusal in report.refused:
             print(f"skipped {refusal.path}: {refusal.reason}", file=sys.stderr)

@@ -6,7 +6,7 @@ transaction and returns plain records, never live rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from core.image_import import ImageRefused, read_image_file
 from core.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
 from storage import characters as character_store
+from storage import generations as generation_store
 from storage import projects as project_store
 from storage import references as reference_store
 from storage import trash as trash_store
@@ -129,16 +130,26 @@ class Catalog:
         tags: ReferenceTags = ReferenceTags(),
         project: str | None = None,
         skip_bad: bool = False,
+        generation_ids: Iterable[int] = (),
     ) -> ImportReport:
-        """Imports image files as references. All or nothing unless `skip_bad`: then the good
-        files go in and the report lists the refused ones."""
+        """Imports image files (and generated images, by id) as references. All or nothing
+        unless `skip_bad`: then the good files go in and the report lists the refused ones."""
         reference_store.normalise_view(tags.view)  # a bad tag refuses the batch before decoding
         with self.db.reading() as session:
             character_store.find_character(session, name, project)
+            generated = [
+                (generation_id, self.library.root / generation_store.get_generation(session, generation_id).file.relpath)
+                for generation_id in generation_ids
+            ]
         good, bad = [], []
         for path in paths:
             try:
                 good.append(read_image_file(path))
+            except ImageRefused as refusal:
+                bad.append(refusal)
+        for generation_id, path in generated:
+            try:
+                good.append(replace(read_image_file(path), original_name=f"generation-{generation_id}.png"))
             except ImageRefused as refusal:
                 bad.append(refusal)
         if bad and not skip_bad:

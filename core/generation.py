@@ -25,7 +25,7 @@ from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
 from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
 from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, ProgressCallback, RegionPlan, RenderPlan
 from core.engine.samplers import UnknownSampler, canonical_sampler
-from core.image_import import ImageRefused, read_image_file
+from core.image_import import ImageRefused, pixel_sha256, read_image_file
 from core.model_registry import ModelRecord, ModelRegistry
 from core.generation_queries import GenerationRecord, generation_record
 from storage import characters as character_store
@@ -325,6 +325,7 @@ class GenerationService:
             parent_id=parent_id,
             scene_id=scene_id,
             inputs=prepared.inputs,
+            pixel_sha256=pixel_sha256(image.convert("RGB")),
         )
         created: list[str] = []
         try:

@@ -26,6 +26,7 @@ class NewGeneration:
     scene_id: int | None = None
     # PNG files the generation read (control images, masks), with their role; stored by content.
     inputs: tuple[tuple[bytes, str], ...] = ()
+    pixel_sha256: str | None = None  # lets the image be linked when added back as a reference
 
 
 def store_png(session: Session, files: FileStore, png: bytes, created: list[str]) -> StoredFile:
@@ -46,6 +47,7 @@ def add_generation(session: Session, files: FileStore, new: NewGeneration, creat
     orphan file for `trash purge` to collect, never a row without its image)."""
     stored = store_png(session, files, new.png_bytes, created)
     stored.width, stored.height = new.width, new.height
+    stored.pixel_sha256 = stored.pixel_sha256 or new.pixel_sha256
     if new.parent_id is not None and session.get(Generation, new.parent_id) is None:
         raise NotFound(f"no generation {new.parent_id} to derive from")
     generation = Generation(

@@ -1,0 +1,192 @@
+"""Character sheets: a turnaround (front, three-quarter, side, back) or an expression grid.
+
+Each panel is its own generation, with the character's identity and one seed for the whole
+sheet so the panels read as one character drawn by one hand. A turnaround poses each panel
+with the matching turnaround preset through the OpenPose ControlNet; an expression sheet asks
+for a close-up per expression. Panels are laid out in a labelled grid under the character's
+name and exported as PNG and as a one-page PDF.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry
+from core.generation import GenerationService
+from core.generation_queries import GenerationRecord
+from storage import characters as character_store
+from storage.errors import LibraryError
+from storage.library import Library
+
+TURNAROUND_VIEWS = ("front", "three-quarter", "side", "back")
+VIEW_WORDS = {"front": "front view", "three-quarter": "three-quarter view", "side": "side view, profile", "back": "back view, from behind"}
+EXPRESSIONS = ("neutral", "happy", "angry", "sad", "surprised", "determined")
+SHEET_KINDS = ("turnaround", "expressions")
+
+
+@dataclass(frozen=True)
+class SheetPanel:
+    label: str
+    generation: GenerationRecord
+
+
+@dataclass
+class Sheet:
+    character: str
+    kind: str
+    seed: int
+    panels: list[SheetPanel] = field(default_factory=list)
+    png: Path | None = None
+    pdf: Path | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "character": self.character,
+            "kind": self.kind,
+            "seed": self.seed,
+            "png": str(self.png) if self.png else None,
+            "pdf": str(self.pdf) if self.pdf else None,
+            "panels": [{"label": p.label, "generation": p.generation.id, "path": p.generation.path} for p in self.panels],
+        }
+
+
+def turnaround_pose_names(presets) -> dict[str, str]:
+    """The preset for each turnaround view, found by its tags (turnaround + view)."""
+    names = {}
+    for preset in presets.list(tag="turnaround"):
+        for view in TURNAROUND_VIEWS:
+            if view in preset.tags and view not in names:
+                names[view] = preset.name
+    missing = [v for v in TURNAROUND_VIEWS if v not in names]
+    if missing:
+        raise LibraryError(f"no turnaround pose preset for the {', '.join(missing)} view(s)")
+    return names
+
+
+def make_sheet(
+    library: Library,
+    character: str,
+    kind: str,
+    out: Path,
+    service: GenerationService | None = None,
+    project: str | None = None,
+    size: tuple[int, int] | None = None,
+    seed: int | None = None,
+    steps: int = 30,
+    prompt: str = "",
+    negative: str = "blurry, lowres, deformed",
+    base: str | None = None,
+    progress=None,
+) -> Sheet:
+    if kind not in SHEET_KINDS:
+        raise LibraryError(f"sheet kind must be one of {', '.join(SHEET_KINDS)}, got '{kind}'")
+    service = service or GenerationService(library)
+    with library.db.reading() as session:
+        record = character_store.find_character(session, character, project)
+        name, project_name, trigger = record.name, record.project.name, record.trigger_word
+    seed = seed if seed is not None else secrets.randbelow(2**32)
+    identity = (IdentityEntry(character=name, project=project_name, scale=0.7),)
+    words = ", ".join(w for w in (trigger, prompt.strip()) if w)
+    sheet = Sheet(character=name, kind=kind, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="character-studio-sheet-") as scratch:
+        for label, request in _panel_requests(kind, words, identity, size, seed, steps, negative, base, Path(scratch)):
+            [generation] = service.generate(
+                request, progress=progress, extra_metadata={"sheet": {"kind": kind, "panel": label, "seed": seed}}
+            )
+            sheet.panels.append(SheetPanel(label, generation))
+    image = layout_sheet(name, kind, [(p.label, Image.open(p.generation.path).convert("RGB")) for p in sheet.panels])
+    sheet.png, sheet.pdf = export_sheet(image, out)
+    return sheet
+
+
+def _panel_requests(kind, words, identity, size, seed, steps, negative, base, scratch: Path):
+    if kind == "turnaround":
+        from core.pose.presets import PresetLibrary
+        from core.pose.render import render_pose
+        from core.pose.skeleton import PoseSkeleton
+
+        width, height = size or (512, 768)
+        presets = PresetLibrary()
+        for view, preset_name in turnaround_pose_names(presets).items():
+            # The preset's people, fitted into this panel and drawn on a canvas of the panel's size.
+            margin = 0.08 * min(width, height)
+            fitted = presets.skeleton(preset_name).fitted((margin, margin, width - 2 * margin, height - 2 * margin))
+            pose_path = scratch / f"{view}.png"
+            render_pose(PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height)).save(pose_path)
+            yield view, GenerationRequest(
+                prompt=f"{words}, {VIEW_WORDS[view]}, full body, standing, character turnaround, plain background",
+                negative=negative,
+                base=base,
+                width=width,
+                height=height,
+                steps=steps,
+                seed=seed,
+                characters=(identity[0].character,),
+                identities=identity,
+                controls=(ControlEntry(image=str(pose_path), control_type="openpose"),),
+            )
+    else:
+        width, height = size or (512, 512)
+        for expression in EXPRESSIONS:
+            yield expression, GenerationRequest(
+                prompt=f"{words}, portrait, close-up of the face, {expression} expression, plain background",
+                negative=negative,
+                base=base,
+                width=width,
+                height=height,
+                steps=steps,
+                seed=seed,
+                characters=(identity[0].character,),
+                identities=identity,
+            )
+
+
+def layout_sheet(title: str, kind: str, panels: list[tuple[str, Image.Image]]) -> Image.Image:
+    """Panels in a grid (4 across for a turnaround, 3 for expressions), each labelled below,
+    under a title line with the character's name."""
+    columns = 4 if kind == "turnaround" else 3
+    rows = -(-len(panels) // columns)
+    panel_width = max(image.width for _, image in panels)
+    panel_height = max(image.height for _, image in panels)
+    gap = max(8, panel_width // 32)
+    label_height = max(18, panel_width // 12)
+    title_height = max(32, panel_width // 6)
+    width = columns * panel_width + (columns + 1) * gap
+    height = title_height + rows * (panel_height + label_height + gap) + gap
+    sheet = Image.new("RGB", (width, height), (250, 250, 247))
+    draw = ImageDraw.Draw(sheet)
+    title_font = _font(int(title_height * 0.6))
+    label_font = _font(int(label_height * 0.7))
+    heading = f"{title} - {'turnaround' if kind == 'turnaround' else 'expressions'}"
+    draw.text((gap, title_height // 2), heading, fill=(30, 30, 30), font=title_font, anchor="lm")
+    for index, (label, image) in enumerate(panels):
+        row, column = divmod(index, columns)
+        x = gap + column * (panel_width + gap)
+        y = title_height + row * (panel_height + label_height + gap)
+        sheet.paste(image, (x + (panel_width - image.width) // 2, y))
+        draw.text((x + panel_width // 2, y + panel_height + label_height // 2), label, fill=(60, 60, 60), font=label_font, anchor="mm")
+    return sheet
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=max(8, size))
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def export_sheet(image: Image.Image, out: Path) -> tuple[Path, Path]:
+    """Writes the sheet as PNG and as a one-page PDF; `out` names either, the other goes beside it."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".pdf"):
+        raise LibraryError(f"sheet output must end in .png or .pdf, got {out.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png, pdf = out.with_suffix(".png"), out.with_suffix(".pdf")
+    image.save(png, format="PNG")
+    image.save(pdf, format="PDF", resolution=150.0)
+    return png, pdf
