@@ -20,3 +20,5 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*requires torchvision.*")
     # diffusers 0.42 prefers `dtype=`; `torch_dtype=` keeps older releases working.
     warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated.*", category=FutureWarning)
+    # Several LoRAs on one UNet is what the pipeline cache does on purpose.
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
