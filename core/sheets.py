@@ -65,7 +65,7 @@ def turnaround_pose_names(presets) -> dict[str, str]:
     missing = [v for v in TURNAROUND_VIEWS if v not in names]
     if missing:
         raise LibraryError(f"no turnaround pose preset for the {', '.join(missing)} view(s)")
-    return names
+    return {view: names[view] for view in TURNAROUND_VIEWS}  # panel order: front to back
 
 
 def make_sheet(

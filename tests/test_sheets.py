@@ -58,7 +58,6 @@ def studio(tmp_path_factory):
 
 
 def test_turnaround_sheet_renders_four_posed_panels_and_a_panel_goes_back_as_a_reference(studio, tmp_path):
-    pytest.importorskip("core.pose.presets")
     from core.sheets import make_sheet
 
     library, service, _ = studio
