@@ -6,6 +6,8 @@ dtype, shape and byte offsets, plus an optional "__metadata__" dict of strings);
 transformers folders are read through their model_index.json / config.json. Kind and family come
 from key names, shapes, configs and training metadata. Only a ControlNet's control type cannot be
 read from weights: the caller gives it, or the name offers a guess that is recorded as a guess.
+ONNX pose estimators (.onnx files, or a folder of them) are told apart by their inputs and outputs,
+read with onnxruntime, imported only when such a file is inspected.
 """
 
 from __future__ import annotations
@@ -21,18 +23,19 @@ from typing import Any
 
 from storage.errors import LibraryError
 
-KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder")
+KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator")
 FAMILIES = ("sd15", "sdxl")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
 KIND_NAMES = {
     "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet",
-    "ip-adapter": "IP-Adapter", "image-encoder": "image encoder",
+    "ip-adapter": "IP-Adapter", "image-encoder": "image encoder", "pose-estimator": "pose estimator",
 }  # fmt: skip
 CONTROL_TYPES = (
     "openpose", "depth", "canny", "lineart", "scribble", "softedge",
     "normal", "seg", "tile", "mlsd", "ip2p", "inpaint",
 )  # fmt: skip
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+ONNX_SUFFIX = ".onnx"
 
 # The safetensors reference implementation refuses headers over 100 MB; so do we.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -56,7 +59,7 @@ class ModelFileError(LibraryError):
 class ModelInspection:
     kind: str
     family: str | None  # "sd15" | "sdxl" | None when the weights do not say
-    format: str  # diffusers | single-file | kohya | diffusers-lora | peft | tencent-ip-adapter | transformers
+    format: str  # diffusers | single-file | kohya | diffusers-lora | peft | tencent-ip-adapter | transformers | onnx
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -216,6 +219,8 @@ def inspect_model_path(
     try:
         if path.is_dir():
             found = _inspect_folder(path, allow_pickle)
+        elif path.suffix.lower() == ONNX_SUFFIX:
+            found = _pose_estimator_file(path)
         else:
             found = _inspect_file(path, read_tensor_index(path, allow_pickle))
     except OSError as exc:
@@ -497,12 +502,29 @@ SDXL_PIPELINES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline
 
 
 def weight_files(folder: Path) -> list[Path]:
+    """The files a folder's hash covers; for a folder of ONNX models, its .onnx files only (the
+    sd-webui-controlnet DWPose folder also holds the older OpenPose .pth files, unused here)."""
+    if is_onnx_folder(folder):
+        return onnx_files(folder)
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
+
+
+def onnx_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ONNX_SUFFIX)
+
+
+def is_onnx_folder(folder: Path) -> bool:
+    """A folder of ONNX models (a pose estimator), not a diffusers or transformers folder."""
+    if (folder / "model_index.json").is_file() or (folder / "config.json").is_file():
+        return False
+    return bool(onnx_files(folder))
 
 
 def _inspect_folder(path: Path, allow_pickle: bool) -> ModelInspection:
     if not any(path.iterdir()):
         raise refuse(path, "the folder is empty")
+    if is_onnx_folder(path):
+        return _pose_estimator_folder(path)
     pickled = _check_folder_weights(path, allow_pickle)
     if (path / "model_index.json").is_file():
         found = _checkpoint_folder(path)
@@ -585,6 +607,153 @@ def _image_encoder_folder(config: dict[str, Any]) -> ModelInspection:
         "architecture": (config.get("architectures") or ["CLIPVisionModelWithProjection"])[0],
     }
     return ModelInspection("image-encoder", None, "transformers", details)
+
+
+# -- ONNX pose estimators -------------------------------------------------------------------
+# DWPose as ComfyUI's controlnet_aux and sd-webui-controlnet lay it out: a YOLOX person detector
+# (yolox_l.onnx: images [1, 3, 640, 640] -> [1, 8400, 5 + 80]) and an RTMPose-style SimCC pose
+# model (dw-ll_ucoco_384.onnx: [1, 3, 384, 288] -> simcc_x [1, 133, 576], simcc_y [1, 133, 768]).
+# Which file is which is read from their inputs and outputs, never from their names.
+POSE_LAYOUTS = {133: "coco-wholebody", 17: "coco-body"}
+YOLOX_STRIDES = ((8, 16, 32), (8, 16, 32, 64))
+YOLOX_DEFAULT_SIZE = 640  # what yolox_l.onnx takes; used when an export leaves the size dynamic
+WHOLE_IMAGE_NOTE = "whole image: no person detector, so the whole image is treated as one person"
+
+
+@dataclass(frozen=True)
+class OnnxTensor:
+    name: str
+    shape: tuple[int | None, ...]  # None where a dimension is dynamic
+
+
+@dataclass(frozen=True)
+class OnnxSignature:
+    inputs: tuple[OnnxTensor, ...]
+    outputs: tuple[OnnxTensor, ...]
+
+    @classmethod
+    def of_session(cls, session) -> OnnxSignature:
+        def tensors(args) -> tuple[OnnxTensor, ...]:
+            return tuple(
+                OnnxTensor(a.name, tuple(d if isinstance(d, int) and d > 0 else None for d in (a.shape or ())))
+                for a in args
+            )
+
+        return cls(tensors(session.get_inputs()), tensors(session.get_outputs()))
+
+
+@dataclass(frozen=True)
+class PoseOnnxRole:
+    """What one ONNX file is to a pose estimator: a YOLOX person detector or a SimCC pose model."""
+
+    role: str  # "detector" | "pose"
+    input_name: str
+    input_size: tuple[int, int]  # (width, height) the image is letterboxed or cropped to
+    output_names: tuple[str, ...]  # detector: (predictions,); pose: (simcc_x, simcc_y)
+    keypoints: int | None = None  # pose: 133 (COCO-WholeBody) or 17 (COCO body)
+    split_ratio: float | None = None  # pose: SimCC bins per input pixel (2.0 for DWPose)
+    strides: tuple[int, ...] | None = None  # detector: its YOLOX grid strides
+    classes: int | None = None  # detector: class 0 is a person (COCO)
+
+
+def open_onnx_session(path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), optimize: bool = True):
+    # onnxruntime only here: inspecting weights files (the normal case) must not pay for it.
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only; ORT's warnings are not for users
+    if not optimize:  # reading the signature only: skip the graph optimisations
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=list(providers))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes for a bad file
+        raise refuse(path, f"not an ONNX model onnxruntime can load ({exc.__class__.__name__})") from None
+
+
+def pose_onnx_role(path: Path, signature: OnnxSignature) -> PoseOnnxRole | None:
+    """The file's role, None when it is neither; refuses a pose model this app cannot run."""
+    if len(signature.inputs) != 1 or len(signature.inputs[0].shape) != 4 or signature.inputs[0].shape[1] not in (3, None):
+        return None
+    image, outputs = signature.inputs[0], signature.outputs
+    if len(outputs) == 2 and all(len(o.shape) == 3 for o in outputs):
+        return _simcc_role(path, image, outputs)
+    if len(outputs) == 1 and len(outputs[0].shape) == 3:
+        return _yolox_role(image, outputs[0])
+    return None
+
+
+def _simcc_role(path: Path, image: OnnxTensor, outputs: tuple[OnnxTensor, ...]) -> PoseOnnxRole | None:
+    named = {o.name: o for o in outputs}
+    by_name = {"simcc_x", "simcc_y"} <= named.keys()
+    x, y = (named["simcc_x"], named["simcc_y"]) if by_name else outputs
+    height, width = image.shape[2], image.shape[3]
+    keypoints = x.shape[1]
+    if keypoints is None or keypoints != y.shape[1]:
+        return None
+    if height is None or width is None or x.shape[2] is None or y.shape[2] is None:
+        raise refuse(path, "a pose model with a dynamic input or output size; export it with a fixed one (e.g. 288x384)")
+    if x.shape[2] * height != y.shape[2] * width:
+        if by_name or x.shape[2] * width != y.shape[2] * height:
+            return None  # x bins per pixel != y bins per pixel: not SimCC
+        x, y = y, x  # unnamed outputs, y first
+    if keypoints not in POSE_LAYOUTS:
+        raise refuse(path, f"a pose model with {keypoints} keypoints; only COCO-WholeBody (133) and COCO body (17) models can be used")
+    return PoseOnnxRole("pose", image.name, (width, height), (x.name, y.name), keypoints=keypoints, split_ratio=x.shape[2] / width)
+
+
+def _yolox_role(image: OnnxTensor, output: OnnxTensor) -> PoseOnnxRole | None:
+    anchors, values = output.shape[1], output.shape[2]
+    if values is None or values < 6:  # 4 box values, objectness, then at least one class
+        return None
+    height, width = image.shape[2] or YOLOX_DEFAULT_SIZE, image.shape[3] or YOLOX_DEFAULT_SIZE
+    grids = {sum((height // s) * (width // s) for s in strides): strides for strides in YOLOX_STRIDES}
+    if anchors is not None and anchors not in grids:
+        return None  # not one prediction per YOLOX grid cell
+    strides = grids.get(anchors, YOLOX_STRIDES[0])
+    return PoseOnnxRole("detector", image.name, (width, height), (output.name,), strides=strides, classes=values - 5)
+
+
+def _pose_estimator_file(path: Path) -> ModelInspection:
+    role = pose_onnx_role(path, OnnxSignature.of_session(open_onnx_session(path, optimize=False)))
+    if role is None or role.role != "pose":
+        what = "a person detector without its pose model" if role else "an ONNX model that is not a pose estimator"
+        raise refuse(path, f"{what}; register a SimCC pose model (e.g. dw-ll_ucoco_384.onnx), or a folder holding it and its detector")
+    return _pose_estimator(path, role, None, None)
+
+
+def _pose_estimator_folder(path: Path) -> ModelInspection:
+    found: dict[str, list[tuple[Path, PoseOnnxRole]]] = {"pose": [], "detector": []}
+    for file in onnx_files(path):
+        role = pose_onnx_role(file, OnnxSignature.of_session(open_onnx_session(file, optimize=False)))
+        if role is not None:
+            found[role.role].append((file, role))
+    poses, detectors = found["pose"], found["detector"]
+    if not poses:
+        what = "a person detector but no pose model" if detectors else "no pose model"
+        raise refuse(path, f"a folder of ONNX models with {what} (a SimCC model with outputs simcc_x and simcc_y, e.g. DWPose's dw-ll_ucoco_384.onnx)")
+    for files, what in ((poses, "pose models"), (detectors, "person detectors")):
+        if len(files) > 1:
+            names = ", ".join(f.name for f, _ in files)
+            raise refuse(path, f"holds {len(files)} {what} ({names}); keep one of them in the folder")
+    detector_file, detector = detectors[0] if detectors else (None, None)
+    return _pose_estimator(path, poses[0][1], detector_file, detector, pose_file=poses[0][0])
+
+
+def _pose_estimator(
+    path: Path, pose: PoseOnnxRole, detector_file: Path | None, detector: PoseOnnxRole | None, pose_file: Path | None = None
+) -> ModelInspection:
+    """Files are named relative to a registered folder; a single file is the pose model itself."""
+    details = {
+        "pose_model": (pose_file or path).name,
+        "detector": detector_file.name if detector_file else None,
+        "pose_input": "{}x{}".format(*pose.input_size),
+        "detector_input": "{}x{}".format(*detector.input_size) if detector else None,
+        "keypoints": pose.keypoints,
+        "keypoint_layout": POSE_LAYOUTS[pose.keypoints],
+        "simcc_split_ratio": pose.split_ratio,
+        "person_boxes": "YOLOX person detector" if detector else WHOLE_IMAGE_NOTE,
+    }
+    return ModelInspection("pose-estimator", None, "onnx", details)
 
 
 # -- hashing ------------------------------------------------------------------------------
