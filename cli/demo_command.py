@@ -47,6 +47,9 @@ def demo(catalog: Catalog, args, out: Output) -> None:
         "files_verified": checked,
         "models": rendered.models if rendered else {},
         "generations": [g.to_json() for g in rendered.generations] if rendered else [],
+        "scene": rendered.scene.to_json() if rendered and rendered.scene else None,
+        "scene_file": rendered.scene_file if rendered else None,
+        "sheet": {"png": rendered.sheet_png, "pdf": rendered.sheet_pdf} if rendered else None,
         "note": SELF_TEST_NOTE if rendered else "",
     }
     lines = [f"{'Built' if created else 'Found'} the demo project '{DEMO_PROJECT}' in {catalog.library.root}"]
@@ -59,6 +62,8 @@ def demo(catalog: Catalog, args, out: Output) -> None:
         lines.append(f"{made} the tiny demo models: {', '.join(rendered.models.values())}")
         for generation in rendered.generations:
             lines.append(f"  rendered #{generation.id} of {', '.join(generation.characters)}: {generation.path}")
+        lines.append(f"  fight scene #{rendered.scene.id} ({rendered.scene_file}): {rendered.scene.path}")
+        lines.append(f"  turnaround sheet: {rendered.sheet_png} and {rendered.sheet_pdf}")
         lines.append(SELF_TEST_NOTE)
     lines.append("Next: `character-studio generation list`, or open the studio with no command.")
     out.emit(data, "\n".join(lines))

@@ -3,7 +3,9 @@
 `character-studio demo` proves an installation works end to end on a machine with no weights:
 it writes the tiny models (core/tiny_models.py) into the library's `demo-models/` folder,
 registers them through the normal registry, and renders each demo character through the same
-GenerationService path a real SD1.5 checkpoint takes. The pictures are noise-like by design.
+GenerationService path a real SD1.5 checkpoint takes; then a two-character fight scene (masked
+identities, regional prompts, a LoRA on one fighter only) and a turnaround sheet. The pictures
+are noise-like by design.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, 
 from core.generation import GenerationService
 from core.generation_queries import GenerationRecord
 from core.model_registry import ModelRegistry
+from core.scene.model import Placement, Scene
+from core.scene.render import SceneRenderer
+from core.sheets import make_sheet
 from core.tiny_models import TINY_SIZE, build_tiny_model_set
 from storage.errors import NotFound
 from storage.library import Library
@@ -29,11 +34,18 @@ DEMO_MODELS = {
 }
 
 
+DEMO_SCENE_POSE = "punch landing"
+
+
 @dataclass(frozen=True)
 class DemoRender:
     models: dict[str, str]
     generations: list[GenerationRecord]
     models_created: bool
+    scene: GenerationRecord | None = None
+    scene_file: str | None = None
+    sheet_png: str | None = None
+    sheet_pdf: str | None = None
 
 
 def pose_sketch(size: int, lean: int = 0) -> Image.Image:
@@ -100,4 +112,38 @@ def render_demo(library: Library, service: GenerationService | None = None) -> D
             controls=(ControlEntry(image=str(control_path), model=models["controlnet"], scale=1.0),),
         )
         generations += service.generate(request)
-    return DemoRender(models, generations, created)
+    scene_record, scene_file = render_demo_fight(library, service, models)
+    sheet = make_sheet(
+        library, DEMO_CHARACTERS[0].name, "turnaround", library.root / "demo-output" / "aria-turnaround.png",
+        service, DEMO_PROJECT, size=(TINY_SIZE, TINY_SIZE * 3 // 2), seed=1234, steps=6, base=models["checkpoint"],
+    )
+    return DemoRender(models, generations, created, scene_record, str(scene_file), str(sheet.png), str(sheet.pdf))
+
+
+def demo_fight_scene(models: dict[str, str]) -> Scene:
+    """The two demo characters in the two-person "punch landing" preset, side by side."""
+    width, height = TINY_SIZE * 2, TINY_SIZE
+    aria, kael = DEMO_CHARACTERS
+    return Scene(
+        size=(width, height),
+        prompt="two fighters in a stone courtyard, dynamic action",
+        negative="blurry, lowres",
+        placements=(
+            Placement(character=aria.name, project=DEMO_PROJECT, box=(0, 0, width // 2, height), pose=f"{DEMO_SCENE_POSE}#0", prompt="throwing a punch", z=1),
+            Placement(character=kael.name, project=DEMO_PROJECT, box=(width // 2, 0, width // 2, height), pose=f"{DEMO_SCENE_POSE}#1", prompt="hit, recoiling", lora=f"{models['lora']}:0.8", z=0),
+        ),
+        seed=1234,
+        steps=8,
+        cfg=6.0,
+        base=models["checkpoint"],
+        name="demo fight",
+    )
+
+
+def render_demo_fight(library: Library, service: GenerationService, models: dict[str, str]):
+    scene = demo_fight_scene(models)
+    folder = library.root / "demo-output"
+    folder.mkdir(exist_ok=True)
+    scene_file = scene.save(folder / "demo-fight.json")
+    [record] = SceneRenderer(library, service).render(scene, debug_dir=folder / "demo-fight-compiled")
+    return record, scene_file

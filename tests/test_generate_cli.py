@@ -97,3 +97,47 @@ def test_bad_generate_arguments_are_one_line_errors(demo_library):
     assert "unknown sampler 'Euler z'" in result.stderr
     result = demo_library("generate", "--character", "Aria")
     assert result.code == 1 and "--prompt is required" in result.stderr
+
+
+def test_demo_grows_a_fight_scene_and_a_turnaround_sheet(demo_library):
+    demo = demo_library.demo
+    scene = demo["scene"]
+    assert scene["characters"] == ["Aria", "Kael"] and Image.open(scene["path"]).size == (128, 64)
+    assert len(scene["request"]["identities"]) == 2 and len(scene["request"]["regions"]) == 2
+    assert len(scene["request"]["details"]) == 1  # Kael's LoRA, on Kael only
+    assert Image.open(demo["sheet"]["png"]).width > 4 * 64
+    assert open(demo["sheet"]["pdf"], "rb").read(4) == b"%PDF"
+
+
+def test_scene_commands_round_trip(demo_library, tmp_path):
+    demo = demo_library.demo
+    reopened = tmp_path / "reopened.json"
+    result = demo_library("scene", "from-image", demo["scene"]["path"], "--out", str(reopened), "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(reopened.read_text())["placements"][0]["pose"] == "punch landing#0"
+
+    assert demo_library("scene", "save", str(reopened), "--project", "Demo", "--name", "rematch").code == 0
+    listed = demo_library("scene", "list", "--json").json()
+    assert [s["name"] for s in listed] == ["rematch"] and listed[0]["placements"] == 2
+
+    debug = tmp_path / "debug"
+    rendered = demo_library("scene", "render", "rematch", "--project", "Demo", "--seed", "3", "--debug-dir", str(debug), "--json")
+    assert rendered.code == 0, rendered.stderr
+    [record] = rendered.json()
+    assert record["characters"] == ["Aria", "Kael"] and record["seed"] == 3
+    assert {p.name for p in debug.iterdir()} == {"control-pose.png", "mask-1-aria.png", "mask-2-kael.png", "regions.txt"}
+
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"size": [128, 64], "prompt": "x", "placements": [{"character": "Aria", "box": [0, 0, 64]}]}))
+    refused = demo_library("scene", "render", str(broken))
+    assert refused.code == 1 and "placement 1 (Aria): box must be [x, y, w, h]" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_sheet_command_writes_png_and_pdf(demo_library, tmp_path):
+    out = tmp_path / "kael-expressions.pdf"
+    result = demo_library("sheet", "Kael", "--kind", "expressions", "--size", "64x64", "--steps", "2", "--seed", "4", "--out", str(out), "--json")
+    assert result.code == 0, result.stderr
+    made = result.json()
+    assert [p["label"] for p in made["panels"]] == ["neutral", "happy", "angry", "sad", "surprised", "determined"]
+    assert out.read_bytes()[:4] == b"%PDF" and out.with_suffix(".png").exists()
