@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -136,11 +137,28 @@ class ReferenceImage(Base):
     caption: Mapped[Optional[str]] = mapped_column(Text)
     # [x, y, w, h] in image pixels, or null for the whole image.
     crop_box: Mapped[Optional[list[int]]] = mapped_column(JSON)
+    # Which detected face is the character's when the image shows several (index into the
+    # face analysis of its file); null: the only face, or not chosen yet.
+    face_index: Mapped[Optional[int]] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
 
     character: Mapped[Character] = relationship(back_populates="references")
     file: Mapped[StoredFile] = relationship()
+
+
+class FaceAnalysis(Base):
+    """The faces one face-analysis model found in one stored image, computed once."""
+
+    __tablename__ = "face_analyses"
+    __table_args__ = (Index("uq_face_analyses_file_model", "file_id", "model_sha256", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id", ondelete="CASCADE"), index=True)
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    # [{"box": [x1, y1, x2, y2], "kps": [[x, y] x5], "det_score": s, "embedding": [512 floats]}]
+    faces: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class RegisteredModel(Base):
@@ -173,8 +191,10 @@ class GenerationCharacter(Base):
 
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
     character_id: Mapped[int] = mapped_column(ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True, index=True)
-    # Consistency score of this character in this image, when measured.
+    # Consistency score of this character in this image, when measured, and how ("face": face
+    # embeddings, "clip": CLIP image embeddings).
     score: Mapped[Optional[float]] = mapped_column(Float)
+    score_method: Mapped[Optional[str]] = mapped_column(String(16))
 
 
 class GenerationInput(Base):
@@ -200,6 +220,11 @@ class Generation(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # Images rendered together for --best-of share a batch; the best scoring one is marked.
+    batch_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
+    is_best: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Problems found after rendering, e.g. two characters who came out as the same face.
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
     file: Mapped[StoredFile] = relationship()
     character_links: Mapped[list[GenerationCharacter]] = relationship(cascade="all, delete-orphan", passive_deletes=True)

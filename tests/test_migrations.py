@@ -51,3 +51,31 @@ def test_foreign_keys_are_enforced(library):
     with pytest.raises(IntegrityError):
         with library.db.writing() as session:
             session.add(Character(project_id=9999, name="orphan"))
+
+
+def test_a_library_with_data_from_the_first_release_upgrades_keeping_it(tmp_path):
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    db = Database(tmp_path / "old.sqlite3")
+    config = alembic_config()
+    with db.write_engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.commit()
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO projects (id, name, notes, created_at, updated_at) VALUES (1, 'Old', '', '2026-01-01', '2026-01-01')")
+        connection.exec_driver_sql("INSERT INTO characters (id, project_id, name, notes, created_at, updated_at) VALUES (1, 1, 'Aria', '', '2026-01-01', '2026-01-01')")
+        connection.exec_driver_sql("INSERT INTO stored_files (id, sha256, relpath, size, media_type, created_at) VALUES (1, 'ab', 'files/ab/ab.png', 1, 'image/png', '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO generations (id, project_id, file_id, request, seed, width, height, created_at) "
+            "VALUES (1, 1, 1, '{\"prompt\": \"x\"}', 5, 64, 64, '2026-01-01')"
+        )
+    upgrade_to_head(db)
+    assert current_revision(db) == head_revision()
+    with db.engine.connect() as connection:
+        row = connection.exec_driver_sql("SELECT seed, is_best, warnings FROM generations WHERE id = 1").one()
+        assert (row[0], row[1], row[2]) == (5, 0, "[]")
+        assert connection.exec_driver_sql("SELECT name FROM characters").scalar() == "Aria"
+    db.dispose()
