@@ -42,6 +42,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--sampler", default="DPM++ 2M Karras")
     p.add_argument("--size", default="512x512", metavar="WxH")
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--best-of", type=int, metavar="N", help="render N seeds, keep them all, mark the most consistent one")
     p.add_argument("--batch", metavar="FILE.json", help="a JSON list of requests, run in one warm process")
     p.add_argument("--from-image", metavar="PNG", help="make again the image this PNG was made from (its character-studio metadata)")
     add_engine_options(p)
@@ -51,6 +52,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--character", metavar="NAME")
     p.add_argument("--project", metavar="P")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--sort", choices=["date", "score"], default="date", help="newest first, or most consistent first")
     p = tree.action(generations, "show", "show a generation: request, seed, files, scores", generation_show)
     p.add_argument("id", type=int, metavar="ID")
 
@@ -146,10 +148,26 @@ def generate(catalog: Catalog, args, out: Output) -> None:
     records = []
     for number, request in enumerate(requests, 1):
         bar.label = f"request {number}/{len(requests)}" if len(requests) > 1 else ""
-        records += service.generate(request, progress=bar.update)
+        records += service.generate(request, progress=bar.update, best_of=args.best_of)
     bar.finish()
-    lines = [f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {', '.join(r.characters) or '-'}  {r.path}" for r in records]
+    lines = [
+        f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {describe_scores(r)}{'  BEST' if r.best else ''}  {r.path}"
+        for r in records
+    ]
+    lines += [f"warning: #{r.id}: {w}" for r in records for w in r.warnings]
     out.emit([r.to_json() for r in records], "\n".join(lines))
+
+
+def describe_scores(record) -> str:
+    """`Aria 0.83 (face)`, per character; `-` where nothing could be measured."""
+    if not record.characters:
+        return "-"
+    parts = []
+    for name in record.characters:
+        score = record.scores.get(name)
+        method = record.score_methods.get(name)
+        parts.append(f"{name} {score:.2f} ({method})" if score is not None else f"{name} -")
+    return ", ".join(parts)
 
 
 class ProgressBar:
@@ -177,9 +195,13 @@ class ProgressBar:
 def generation_list(catalog: Catalog, args, out: Output) -> None:
     from core.generation_queries import list_generations
 
-    records = list_generations(catalog.library, args.character, args.project, args.limit)
-    rows = [(str(r.id), r.created_at or "", f"{r.width}x{r.height}", str(r.seed), ", ".join(r.characters), r.request.get("prompt", "")[:50]) for r in records]
-    out.emit([r.to_json() for r in records], table(("ID", "CREATED", "SIZE", "SEED", "CHARACTERS", "PROMPT"), rows, empty="No generations yet."))
+    records = list_generations(catalog.library, args.character, args.project, args.limit, args.sort)
+    rows = [
+        (str(r.id) + ("*" if r.best else ""), r.created_at or "", f"{r.width}x{r.height}", str(r.seed), describe_scores(r), r.request.get("prompt", "")[:40])
+        for r in records
+    ]
+    text = table(("ID", "CREATED", "SIZE", "SEED", "CONSISTENCY", "PROMPT"), rows, empty="No generations yet.")
+    out.emit([r.to_json() for r in records], text)
 
 
 def generation_show(catalog: Catalog, args, out: Output) -> None:
@@ -195,6 +217,8 @@ def generation_show(catalog: Catalog, args, out: Output) -> None:
             f"  file: {record.path}",
             f"  characters: {', '.join(record.characters) or '-'}",
             f"  seed: {record.seed}   size: {record.width}x{record.height}   parent: {record.parent_id or '-'}",
+            f"  consistency: {describe_scores(record)}{'   (best of its batch)' if record.best else ''}",
+            *(f"  warning: {w}" for w in record.warnings),
             "  parameters:",
             *("    " + line for line in (metadata.parameters or "").splitlines()),
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import secrets
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from core.engine.samplers import UnknownSampler, canonical_sampler
 from core.image_import import ImageRefused, pixel_sha256, read_image_file
 from core.model_registry import ModelRecord, ModelRegistry
 from core.generation_queries import GenerationRecord, generation_record
+from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
 from storage import characters as character_store
 from storage import generations as generation_store
 from storage.errors import LibraryError
@@ -74,6 +75,7 @@ class GenerationService:
         self._memory = memory
         self._budget = memory_budget_bytes
         self._engine: Engine | None = None
+        self._face_analyzer = None
 
     @property
     def engine(self) -> Engine:
@@ -98,19 +100,77 @@ class GenerationService:
         parent_id: int | None = None,
         scene_id: int | None = None,
         extra_metadata: dict[str, Any] | None = None,
+        best_of: int | None = None,
     ) -> list[GenerationRecord]:
-        """Renders `request.count` images (consecutive seeds) and records each in the library.
-        `extra_metadata` joins the PNG's character-studio chunk (a scene stores itself there)."""
+        """Renders `request.count` images (consecutive seeds) and records each in the library,
+        each with its consistency score. With `best_of`, renders that many seeds as one batch and
+        marks the best scoring image. `extra_metadata` joins the PNG's character-studio chunk
+        (a scene stores itself there)."""
+        if best_of:
+            request = replace(request, count=best_of)
         prepared = self.prepare(request)
         first_seed = prepared.request.seed
+        batch_id = secrets.token_hex(6) if best_of else None
         records = []
         for index in range(prepared.request.count):
             seed = (first_seed + index) % 2**32
             single = prepared.request.with_seed(seed)
             plan = replace(prepared.plan, request=single)
             image = self.engine.render(plan, progress, cancel, image_index=index, image_count=prepared.request.count)
-            records.append(self._record(prepared, single, image, parent_id, scene_id, extra_metadata or {}))
+            report = self.score(prepared, image)
+            records.append(self._record(prepared, single, image, parent_id, scene_id, extra_metadata or {}, report, batch_id))
+        if batch_id:
+            records = self._mark_best(batch_id, records)
         return records
+
+    def score(self, prepared: PreparedRequest, image: Image.Image) -> ConsistencyReport:
+        """The consistency score of each character in the image; never fails the generation."""
+        regions = self._scored_regions(prepared)
+        if not regions:
+            return ConsistencyReport(())
+        try:
+            face_models = self.registry.default("face-models")
+            if face_models is not None:
+                from core.identity.faces import FaceAnalyzer
+
+                if self._face_analyzer is None:
+                    self._face_analyzer = FaceAnalyzer(self.library, face_models)
+                return FaceScorer(self._face_analyzer).score_all(image, regions)
+            encoder = next((i.encoder for i in prepared.plan.identities if i.encoder is not None), None)
+            if encoder is None:
+                registered = self.registry.default("image-encoder")
+                encoder = self._ref(registered) if registered is not None else None
+            if encoder is None:
+                note = "no image encoder or face models registered to measure it"
+                return ConsistencyReport(tuple(CharacterScore(r.character, None, None, note) for r in regions))
+            scorer = ClipScorer(self.engine.embedder, encoder)
+            return ConsistencyReport(tuple(scorer.score(image, region) for region in regions))
+        except LibraryError as exc:
+            return ConsistencyReport(tuple(CharacterScore(r.character, None, None, str(exc)) for r in regions))
+
+    def _scored_regions(self, prepared: PreparedRequest) -> list[ScoredRegion]:
+        by_character = {}
+        for entry, identity in zip(prepared.request.identities, prepared.plan.identities):
+            if entry.character and entry.character not in by_character:
+                by_character[entry.character] = (entry.project, _mask_box(identity.mask), identity.images)
+        regions = []
+        for described in prepared.characters.described:
+            name = described["name"]
+            project, box, images = by_character.get(name, (described["project"], None, None))
+            if images is None:
+                try:
+                    images = self._identity_images(IdentityEntry(character=name, project=described["project"]))
+                except LibraryError:
+                    images = ()
+            regions.append(ScoredRegion(name, project or described["project"], box, tuple(images)))
+        return regions
+
+    def _mark_best(self, batch_id: str, records: list[GenerationRecord]) -> list[GenerationRecord]:
+        scored = [r for r in records if r.overall_score is not None]
+        best = max(scored, key=lambda r: r.overall_score) if scored else records[0]
+        with self.library.db.writing() as session:
+            generation_store.mark_best(session, batch_id, best.id)
+        return [replace(r, best=r.id == best.id) for r in records]
 
     # -- resolution -----------------------------------------------------------------------
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
@@ -300,6 +360,8 @@ class GenerationService:
         parent_id: int | None,
         scene_id: int | None,
         extra_metadata: dict[str, Any],
+        report: ConsistencyReport,
+        batch_id: str | None,
     ) -> GenerationRecord:
         used = prepared.used
         metadata = ImageMetadata(
@@ -311,7 +373,7 @@ class GenerationService:
             characters=prepared.characters.described,
             device=self.engine.device.description,
             app_version=__version__,
-            extra=extra_metadata,
+            extra={**extra_metadata, "consistency": [asdict(score) for score in report.scores], "warnings": list(report.warnings)},
         )
         png = encode_png(image, metadata)
         new = generation_store.NewGeneration(
@@ -326,6 +388,9 @@ class GenerationService:
             scene_id=scene_id,
             inputs=prepared.inputs,
             pixel_sha256=pixel_sha256(image.convert("RGB")),
+            scores={cid: _score_of(report, d["name"]) for cid, d in zip(prepared.characters.ids, prepared.characters.described)},
+            warnings=report.warnings,
+            batch_id=batch_id,
         )
         created: list[str] = []
         try:
@@ -336,6 +401,23 @@ class GenerationService:
             for relpath in created:
                 self.library.files.remove(relpath)
             raise
+
+
+def _score_of(report: ConsistencyReport, name: str) -> tuple[float | None, str | None]:
+    for score in report.scores:
+        if score.character == name:
+            return score.score, score.method
+    return None, None
+
+
+def _mask_box(mask: Image.Image | None) -> tuple[int, int, int, int] | None:
+    """The bounding box of a mask's white part, the region a score looks at."""
+    if mask is None:
+        return None
+    box = mask.getbbox()
+    if box is None:
+        return None
+    return box[0], box[1], box[2] - box[0], box[3] - box[1]
 
 
 class _InputImages:

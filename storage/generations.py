@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +27,10 @@ class NewGeneration:
     # PNG files the generation read (control images, masks), with their role; stored by content.
     inputs: tuple[tuple[bytes, str], ...] = ()
     pixel_sha256: str | None = None  # lets the image be linked when added back as a reference
+    # character id -> (consistency score, method), where measured
+    scores: dict[int, tuple[float | None, str | None]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    batch_id: str | None = None
 
 
 def store_png(session: Session, files: FileStore, png: bytes, created: list[str]) -> StoredFile:
@@ -60,12 +64,23 @@ def add_generation(session: Session, files: FileStore, new: NewGeneration, creat
         width=new.width,
         height=new.height,
     )
-    generation.character_links = [GenerationCharacter(character_id=cid) for cid in dict.fromkeys(new.character_ids)]
+    generation.character_links = [
+        GenerationCharacter(character_id=cid, score=new.scores.get(cid, (None, None))[0], score_method=new.scores.get(cid, (None, None))[1])
+        for cid in dict.fromkeys(new.character_ids)
+    ]
+    generation.warnings = list(new.warnings)
+    generation.batch_id = new.batch_id
     inputs = {(store_png(session, files, png, created).id, role) for png, role in new.inputs}
     generation.inputs = [GenerationInput(file_id=file_id, role=role) for file_id, role in sorted(inputs)]
     session.add(generation)
     session.flush()
     return generation
+
+
+def mark_best(session: Session, batch_id: str, generation_id: int) -> None:
+    for generation in session.scalars(select(Generation).where(Generation.batch_id == batch_id)):
+        generation.is_best = generation.id == generation_id
+    session.flush()
 
 
 def get_generation(session: Session, generation_id: int) -> Generation:

@@ -59,7 +59,8 @@ class ImageEmbedder:
     def __init__(self, cache_dir: Path, device: DeviceChoice):
         self.cache_dir = cache_dir
         self.device = device
-        self.encoder_runs = 0
+        self.encoder_runs = 0  # passes over reference images: the cache should keep this low
+        self.scoring_runs = 0
         self.load_counts: Counter[str] = Counter()
         self._encoders: dict[str, object] = {}
         self._memory: dict[tuple[str, str, str], torch.Tensor] = {}
@@ -92,6 +93,12 @@ class ImageEmbedder:
                 self.encoder_runs += 1
             self._store(encoder, variant, key, cached)
         return cached
+
+    def encode(self, encoder: WeightsRef, variant: str, images: list[Image.Image]) -> torch.Tensor:
+        """Embeddings of images that are not references (a generated image's region): not cached,
+        and counted apart from reference encodes (`scoring_runs`)."""
+        self.scoring_runs += 1
+        return self._encode(encoder, variant, images, reference=False)
 
     # -- cache ----------------------------------------------------------------------------
     def _path(self, encoder: WeightsRef, variant: str, key: str) -> Path:
@@ -138,7 +145,7 @@ class ImageEmbedder:
             self._encoders[ref.sha256] = model.to(self.device.device).eval()
         return self._encoders[ref.sha256]
 
-    def _encode(self, ref: WeightsRef, variant: str, images: list[Image.Image]) -> torch.Tensor:
+    def _encode(self, ref: WeightsRef, variant: str, images: list[Image.Image], reference: bool = True) -> torch.Tensor:
         model = self._encoder(ref)
         pixels = preprocess(images, model.config.image_size, _processor_stats(ref.path))
         pixels = pixels.to(device=self.device.device, dtype=model.dtype)
@@ -147,7 +154,7 @@ class ImageEmbedder:
                 output = model(pixels).image_embeds
             else:
                 output = model(pixels, output_hidden_states=True).hidden_states[-2]
-        self.encoder_runs += 1
+        self.encoder_runs += int(reference)
         return output.float().cpu()
 
 

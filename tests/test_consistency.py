@@ -1,0 +1,132 @@
+"""Consistency scores on every generation, best-of-N, and the twin-faces warning."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.catalog import Catalog
+from core.demo_library import DEMO_PROJECT, build_demo_library
+from core.engine.request import GenerationRequest, IdentityEntry
+from core.generation_queries import get_generation, list_generations
+from core.identity.consistency import FaceScorer, ScoredRegion, cosine, twin_face_warnings
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    from core.engine.quiet import quiet_libraries
+    from core.generation import GenerationService
+    from core.model_registry import ModelRegistry
+    from core.tiny_models import build_tiny_model_set
+    from storage.library import open_library
+
+    quiet_libraries()
+    root = tmp_path_factory.mktemp("consistency")
+    paths = build_tiny_model_set(root / "models", "sd15")
+    library = open_library(root / "library")
+    build_demo_library(Catalog(library))
+    registry = ModelRegistry(library)
+    registry.add(paths.checkpoint)
+    registry.add(paths.ip_adapter)
+    yield library, GenerationService(library, device="cpu")
+    library.close()
+
+
+def kael(seed=1, **changes) -> GenerationRequest:
+    return GenerationRequest(
+        prompt="kaelrogue portrait", width=64, height=64, steps=2, cfg=5.0, seed=seed,
+        characters=("Kael",), identities=(IdentityEntry(character="Kael", project=DEMO_PROJECT),), **changes,
+    )
+
+
+def test_every_generation_gets_a_clip_score_per_character_stored_and_in_the_png(studio):
+    library, service = studio
+    [record] = service.generate(kael())
+    score = record.scores["Kael"]
+    assert record.score_methods == {"Kael": "clip"} and -1.0 <= score <= 1.0
+    assert get_generation(library, record.id).scores == {"Kael": score}
+    document = json.loads(Image.open(record.path).text["character-studio"])
+    assert document["consistency"][0]["character"] == "Kael" and document["consistency"][0]["score"] == score
+
+
+def test_best_of_keeps_all_seeds_and_marks_the_highest_score(studio):
+    library, service = studio
+    records = service.generate(kael(seed=50), best_of=3)
+    assert [r.seed for r in records] == [50, 51, 52]
+    assert len({r.batch_id for r in records}) == 1 and records[0].batch_id
+    [best] = [r for r in records if r.best]
+    assert best.scores["Kael"] == max(r.scores["Kael"] for r in records)
+    assert get_generation(library, best.id).best and not any(get_generation(library, r.id).best for r in records if r is not best)
+
+
+def test_generation_list_sorts_by_score(studio):
+    library, service = studio
+    service.generate(kael(seed=70, count=3))
+    ranked = list_generations(library, character="Kael", sort="score")
+    scores = [r.scores["Kael"] for r in ranked]
+    assert scores == sorted(scores, reverse=True) and len(scores) >= 3
+
+
+@dataclass
+class FakeFace:
+    normed_embedding: np.ndarray
+
+
+class FakeAnalyzer:
+    """Stands in for core.identity.faces.FaceAnalyzer: one face per region, by region colour."""
+
+    def __init__(self, references: dict[str, np.ndarray], faces_by_colour: dict[tuple, np.ndarray]):
+        self.references = references
+        self.faces_by_colour = faces_by_colour
+
+    def character_embedding(self, name, project=None):
+        return self.references.get(name)
+
+    def analyse_image(self, image):
+        colour = image.getpixel((image.width // 2, image.height // 2))
+        face = self.faces_by_colour.get(colour)
+        return [FakeFace(face)] if face is not None else []
+
+
+def unit(*values) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def two_regions_image() -> Image.Image:
+    image = Image.new("RGB", (128, 64), (255, 0, 0))
+    image.paste((0, 0, 255), (64, 0, 128, 64))
+    return image
+
+
+REGIONS = [ScoredRegion("Aria", None, (0, 0, 64, 64), ()), ScoredRegion("Kael", None, (64, 0, 64, 64), ())]
+
+
+def test_face_scores_compare_each_region_with_its_own_references():
+    analyzer = FakeAnalyzer(
+        {"Aria": unit(1, 0, 0), "Kael": unit(0, 1, 0)},
+        {(255, 0, 0): unit(0.9, 0.1, 0), (0, 0, 255): unit(0.2, 0.9, 0.1)},
+    )
+    report = FaceScorer(analyzer).score_all(two_regions_image(), REGIONS)
+    scores = {s.character: s for s in report.scores}
+    assert scores["Aria"].method == "face" and scores["Aria"].score == pytest.approx(cosine(unit(0.9, 0.1, 0), unit(1, 0, 0)), abs=1e-4)
+    assert scores["Kael"].score > 0.9 and report.warnings == ()
+
+
+def test_twin_faces_are_flagged_when_two_characters_share_a_face():
+    same = unit(0.6, 0.6, 0.5)
+    analyzer = FakeAnalyzer({"Aria": unit(1, 0, 0), "Kael": unit(0, 1, 0)}, {(255, 0, 0): same, (0, 0, 255): same})
+    report = FaceScorer(analyzer).score_all(two_regions_image(), REGIONS)
+    [warning] = report.warnings
+    assert warning.startswith("twin faces: Aria and Kael came out with the same face")
+    assert twin_face_warnings({"A": (unit(1, 0), unit(1, 0)), "B": (unit(0, 1), unit(0, 1))}) == []
+
+
+def test_a_region_without_a_face_scores_zero_with_a_note():
+    analyzer = FakeAnalyzer({"Aria": unit(1, 0, 0)}, {})
+    [score] = FaceScorer(analyzer).score_all(two_regions_image(), REGIONS[:1]).scores
+    assert (score.score, score.method, score.note) == (0.0, "face", "no face found in its region")
