@@ -9,7 +9,15 @@ from __future__ import annotations
 import sys
 import traceback
 
-from cli import demo_command, generate_commands, library_commands, model_commands, scene_commands, sheet_commands
+from cli import (
+    demo_command,
+    generate_commands,
+    library_commands,
+    model_commands,
+    pose_commands,
+    scene_commands,
+    sheet_commands,
+)
 from cli.output import Output
 from cli.parser import CommandTree
 from core.catalog import Catalog
@@ -26,6 +34,7 @@ def build_parser():
     sheet_commands.register(tree)
     demo_command.register(tree)
     model_commands.register(tree)
+    pose_commands.register(tree)
     info = tree.command("library", "where the library is and what it holds", library_info)
     info.add_argument("what", choices=["info"], metavar="info")
     return tree.root
