@@ -22,7 +22,7 @@ from core.engine.request import (
 from storage.errors import LibraryError
 
 # The names a batch item takes: the same as the flags, as the generate contract says.
-BATCH_KEYS = {"character", "prompt", "negative", "base", "ip_adapter", "ip_scale", "lora", "control", "seed", "steps", "cfg", "sampler", "size", "count"}
+BATCH_KEYS = {"character", "prompt", "negative", "base", "ip_adapter", "ip_scale", "method", "lora", "control", "seed", "steps", "cfg", "sampler", "size", "count"}
 
 
 def register(tree: CommandTree) -> None:
@@ -34,6 +34,8 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--base", metavar="MODEL", help="checkpoint (default: the default checkpoint)")
     p.add_argument("--ip-adapter", metavar="MODEL", help="IP-Adapter (default: the registered one of the base's family)")
     p.add_argument("--ip-scale", type=float, default=0.7, metavar="S", help="identity strength, 0-1.5 (default 0.7)")
+    p.add_argument("--method", choices=["ip-adapter", "faceid", "instantid", "none"], default="ip-adapter",
+                   help="how the characters' identity is kept: CLIP image (ip-adapter), face identity (faceid, instantid), or not at all")
     p.add_argument("--lora", action="append", default=[], metavar="MODEL[:WEIGHT]")
     p.add_argument("--control", action="append", default=[], metavar="MODEL=IMAGE[:SCALE]", help="MODEL: a ControlNet name or a control type")
     p.add_argument("--seed", type=int)
@@ -75,8 +77,9 @@ def request_from_options(options: dict[str, Any], project: str | None = None) ->
     if not options.get("prompt"):
         raise RequestError("--prompt is required")
     width, height = parse_size(str(options.get("size") or "512x512"))
-    identities = tuple(
-        IdentityEntry(character=name, project=project, ip_adapter=options.get("ip_adapter"), scale=float(options.get("ip_scale", 0.7)))
+    method = options.get("method") or "ip-adapter"
+    identities = () if method == "none" else tuple(
+        IdentityEntry(character=name, project=project, ip_adapter=options.get("ip_adapter"), scale=float(options.get("ip_scale", 0.7)), method=method)
         for name in characters
     )
     return GenerationRequest(

@@ -284,14 +284,56 @@ class GenerationService:
         return _ResolvedCharacters(tuple(ids), project_id, tuple(described))
 
     def _identity(self, entry: IdentityEntry, base: ModelRecord) -> IdentityPlan:
+        adapter = self._identity_adapter(entry, base)
+        self.registry.check_compatible(adapter, base)
+        if entry.method == "ip-adapter":
+            return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
+        if entry.method == "instantid":
+            raise GenerationRefused("InstantID is not available yet in this version; use --method faceid or ip-adapter")
+        return IdentityPlan(self._ref(adapter), None, (), entry.scale, face_embedding=self._face_embedding(entry))
+
+    def _identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
+        """The named IP-Adapter, else the default one of the base's family that fits the method."""
+        wants_face = entry.method in ("faceid", "instantid")
         if entry.ip_adapter:
             adapter = self.registry.get(entry.ip_adapter)
             if adapter.kind != "ip-adapter":
                 raise GenerationRefused(f"'{adapter.name}' is a {adapter.kind}, not an IP-Adapter")
-        else:
-            adapter = self.registry.require_default("ip-adapter", family=base.family)
-        self.registry.check_compatible(adapter, base)
-        return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
+            if _is_face_adapter(adapter) != wants_face:
+                raise GenerationRefused(
+                    f"'{adapter.name}' is a {adapter.details.get('variant', 'base')} IP-Adapter, which does not fit --method {entry.method}"
+                )
+            return adapter
+        candidates = [a for a in self.registry.list(kind="ip-adapter") if _is_face_adapter(a) == wants_face]
+        same_family = [a for a in candidates if a.family in (base.family, None)]
+        if entry.method == "faceid":
+            same_family = [a for a in same_family if a.details.get("variant") == "faceid"]
+        if not same_family:
+            needs = {
+                "ip-adapter": "an IP-Adapter (e.g. ip-adapter-plus_sd15.safetensors with its image_encoder folder)",
+                "faceid": "an IP-Adapter FaceID file (e.g. ip-adapter-faceid_sd15.bin, with --allow-pickle) and face models (--kind face-models)",
+                "instantid": "the InstantID ip-adapter and IdentityNet ControlNet, and face models",
+            }[entry.method]
+            raise GenerationRefused(f"--method {entry.method} on a {base.family} base needs {needs}; register it with `model add`")
+        defaults = [a for a in same_family if a.is_default]
+        return (defaults or same_family)[0]
+
+    def _face_embedding(self, entry: IdentityEntry) -> tuple[float, ...]:
+        if not entry.character:
+            raise GenerationRefused(f"--method {entry.method} takes a character, whose reference faces it uses")
+        if self._face_analyzer is None:
+            try:
+                from core.identity.faces import FaceAnalyzer
+            except ImportError:
+                raise GenerationRefused("face analysis is not available in this installation (insightface missing)") from None
+            self._face_analyzer = FaceAnalyzer(self.library)
+        embedding = self._face_analyzer.character_embedding(entry.character, entry.project)
+        if embedding is None:
+            raise GenerationRefused(
+                f"no face was found in {entry.character}'s references; add a reference that shows the face "
+                f"(see `character analyse-faces {entry.character}`)"
+            )
+        return tuple(float(v) for v in embedding)
 
     def _encoder_for(self, adapter: ModelRecord) -> WeightsRef:
         path = self.registry.image_encoder_for(adapter)
@@ -401,6 +443,11 @@ class GenerationService:
             for relpath in created:
                 self.library.files.remove(relpath)
             raise
+
+
+def _is_face_adapter(adapter: ModelRecord) -> bool:
+    """FaceID and InstantID adapters read a 512-d face identity, not CLIP image embeddings."""
+    return str(adapter.details.get("variant", "")).startswith("faceid") or adapter.details.get("variant") == "instantid"
 
 
 def _score_of(report: ConsistencyReport, name: str) -> tuple[float | None, str | None]:

@@ -465,6 +465,9 @@ def _ip_adapter(path: Path, index: TensorIndex) -> ModelInspection:
             variant, embed, output = "faceid", None, None
             tokens = proj["proj.2.weight"][0] // proj["norm.weight"][0]
             details["id_embed_dim"] = proj["proj.0.weight"][1]
+        elif "latents" in proj and proj["proj_in.weight"][1] == 512:  # a resampler over a face identity
+            variant, embed, output, tokens = "instantid", 512, None, proj["latents"][1]
+            details["variant_note"] = "a resampler over the 512-d insightface identity, as InstantID's ip-adapter is"
         elif "latents" in proj:  # a resampler: learned queries attend to CLIP hidden states
             variant, embed, output, tokens = "plus", proj["proj_in.weight"][1], "hidden_states", proj["latents"][1]
             details["variant_note"] = "IP-Adapter Plus and Plus Face share one layout; the weights cannot tell them apart"

@@ -498,3 +498,44 @@ def save_peft_lora_for(unet, path: Path, family: str, rank: int = 4, seed: int =
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=metadata)
     return path
+
+
+def save_tiny_ip_adapter_faceid(path: Path, family: str = "sd15", seed: int = 0, rank: int = 4, multiplier: int = 2) -> Path:
+    return save_ip_adapter_faceid_for(tiny_unet(family), path, seed, rank, multiplier)
+
+
+def save_ip_adapter_faceid_for(unet, path: Path, seed: int = 0, rank: int = 4, multiplier: int = 2) -> Path:
+    """An IP-Adapter FaceID file in the published layout: an MLP from the 512-d insightface
+    identity to 4 tokens (`image_proj.proj.0/2`, `image_proj.norm`), the `to_k_ip/to_v_ip`
+    weights of every cross-attention layer, and the LoRA FaceID ships inside the file
+    (`ip_adapter.<n>.to_{q,k,v,out}_lora.{down,up}.weight` on every attention layer, numbered
+    over all attention processors)."""
+    from safetensors.torch import save_file
+
+    cross = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(seed)
+
+    def weights(*shape: int, scale: float = 0.2) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * scale
+
+    face = 512
+    tensors = {
+        "image_proj.proj.0.weight": weights(face * multiplier, face, scale=0.05),
+        "image_proj.proj.0.bias": torch.zeros(face * multiplier),
+        "image_proj.proj.2.weight": weights(cross * 4, face * multiplier, scale=0.05),
+        "image_proj.proj.2.bias": torch.zeros(cross * 4),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    for key_id, name in enumerate(unet.attn_processors):
+        hidden = _hidden_size(unet, name)
+        context = hidden if name.endswith("attn1.processor") else cross
+        for projection, in_features in (("to_q", hidden), ("to_k", context), ("to_v", context), ("to_out", hidden)):
+            tensors[f"ip_adapter.{key_id}.{projection}_lora.down.weight"] = weights(rank, in_features, scale=0.3)
+            tensors[f"ip_adapter.{key_id}.{projection}_lora.up.weight"] = weights(hidden, rank, scale=0.3)
+        if not name.endswith("attn1.processor"):
+            tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = weights(hidden, cross)
+            tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = weights(hidden, cross)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path

@@ -65,6 +65,7 @@ class _BaseEntry:
     scheduler_config: dict[str, Any]
     loras: set[str] = field(default_factory=set)
     ip_adapters: tuple[str, ...] = ()
+    faceid_loras: tuple[str, ...] = ()  # LoRAs that came inside the attached FaceID adapters
     mode_pipes: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
@@ -104,8 +105,9 @@ class PipelineCache:
         if mode not in PIPELINE_CLASSES:
             raise ValueError(f"unknown pipeline mode {mode}")
         entry = self._base(base)
-        self._apply_loras(entry, list(loras))
+        # IP-Adapters first: a FaceID file brings a LoRA of its own, which the user's LoRAs join.
         self._apply_ip_adapters(entry, list(ip_adapters))
+        self._apply_loras(entry, list(loras))
         pipe = self._in_mode(entry, list(controlnets), mode)
         entry.last_used = time.monotonic()
         return pipe, entry.family, entry.scheduler_config
@@ -201,11 +203,14 @@ class PipelineCache:
                 self.load_counts[ref.name] += 1
                 entry.loras.add(adapter)
             names.append(adapter)
-        if not entry.loras:
+        # A FaceID adapter's own LoRA stays on at full weight beside the user's, not instead of them.
+        names += list(entry.faceid_loras)
+        weights = [w for _, w in loras] + [1.0] * len(entry.faceid_loras)
+        if not entry.loras and not entry.faceid_loras:
             return
         if names:
             pipe.enable_lora()
-            pipe.set_adapters(names, adapter_weights=[w for _, w in loras])
+            pipe.set_adapters(names, adapter_weights=weights)
         else:
             pipe.disable_lora()
 
@@ -217,6 +222,9 @@ class PipelineCache:
         pipe = entry.pipe
         if entry.ip_adapters:
             pipe.unload_ip_adapter()
+            if entry.faceid_loras:
+                pipe.delete_adapters(list(entry.faceid_loras))
+                entry.faceid_loras = ()
             entry.mode_pipes.clear()  # they hold the old attention processors' wiring
         if adapters:
             state_dicts = [self._ip_state_dict(ref) for ref in adapters]
@@ -231,13 +239,23 @@ class PipelineCache:
                 raise EngineError(f"cannot attach IP-Adapter '{adapters[0].name}': {_first_line(exc)}") from exc
             # load_ip_adapter builds the new layers on the CPU in fp32; move them to the pipeline's place.
             pipe.unet.to(device=self.device.device, dtype=self.device.dtype)
+            entry.faceid_loras = tuple(n for n in getattr(pipe.unet, "peft_config", {}) if n.startswith("faceid_"))
         entry.ip_adapters = wanted
 
     def ip_adapter_variant(self, ref: WeightsRef) -> str:
-        """Which image embedding the adapter consumes: the base adapter projects CLIP's pooled
-        `image_embeds`; plus, plus-face and full-face read the penultimate `hidden_states`."""
-        state = self._ip_state_dict(ref)
-        return "image_embeds" if "proj.weight" in state["image_proj"] else "hidden_states"
+        """What the adapter consumes: the base adapter projects CLIP's pooled `image_embeds`;
+        plus, plus-face and full-face read CLIP's penultimate `hidden_states`; FaceID and
+        InstantID read an insightface identity embedding (`face_embeds`, 512-d)."""
+        projection = self._ip_state_dict(ref)["image_proj"]
+        if "perceiver_resampler.proj_in.weight" in projection:
+            raise EngineError(f"'{ref.name}' is an IP-Adapter FaceID Plus file; FaceID Plus is not supported yet, use FaceID or InstantID")
+        if "proj.weight" in projection:
+            return "image_embeds"
+        if "norm.weight" in projection and "proj.0.weight" in projection and "proj.3.weight" not in projection:
+            return "face_embeds"  # FaceID: an MLP over the face embedding
+        if "latents" in projection and projection["proj_in.weight"].shape[1] == FACE_EMBEDDING_DIM:
+            return "face_embeds"  # InstantID: a Resampler over the face embedding
+        return "hidden_states"
 
     def _ip_state_dict(self, ref: WeightsRef) -> dict[str, dict[str, torch.Tensor]]:
         if ref.sha256 not in self._ip_state_dicts:
@@ -281,6 +299,8 @@ class PipelineCache:
             self._controlnets[ref.sha256] = model.to(self.device.device)
         return self._controlnets[ref.sha256]
 
+
+FACE_EMBEDDING_DIM = 512  # insightface's recognition models (antelopev2, buffalo_l)
 
 # diffusers' pipeline class per (mode, family, with ControlNet).
 PIPELINE_CLASSES = {

@@ -13,6 +13,9 @@ from typing import Any
 REQUEST_VERSION = 1
 
 SIZE_STEP = 8  # the VAE downsamples by 8: sizes must be multiples of it
+# ip-adapter: CLIP image embeddings of the references; faceid and instantid: the insightface
+# identity of the references' faces.
+IDENTITY_METHODS = ("ip-adapter", "faceid", "instantid")
 
 
 class RequestError(ValueError):
@@ -121,8 +124,8 @@ class GenerationRequest:
         for identity in self.identities:
             if identity.character is None and not identity.images:
                 raise RequestError("an identity entry needs a character or images")
-            if identity.method not in ("ip-adapter",):
-                raise RequestError(f"identity method '{identity.method}' is not available; use ip-adapter")
+            if identity.method not in IDENTITY_METHODS:
+                raise RequestError(f"identity method '{identity.method}' is unknown; use one of: {', '.join(IDENTITY_METHODS)}")
         return self
 
     def with_seed(self, seed: int) -> GenerationRequest:

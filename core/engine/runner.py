@@ -32,6 +32,9 @@ class IdentityPlan:
     images: tuple[EncoderInput, ...]
     scale: float
     mask: Image.Image | None = None
+    # The character's insightface identity (mean of its references' normed face embeddings),
+    # for FaceID and InstantID adapters; None for CLIP-image adapters.
+    face_embedding: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,23 @@ class Engine:
         # The inpainting pipeline re-encodes the whole image; only the region may change.
         return Image.composite(repainted.convert("RGB"), image.convert("RGB"), soft)
 
+    def _identity_embeddings(self, identity: IdentityPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positive, negative) image embeddings for one identity slot: (1, dim) or (1, tokens, dim)."""
+        variant = self.pipelines.ip_adapter_variant(identity.adapter)
+        if variant == "face_embeds":
+            if identity.face_embedding is None:
+                raise EngineError(f"IP-Adapter '{identity.adapter.name}' needs the character's face embedding (face models)")
+            positive = torch.tensor(identity.face_embedding, dtype=torch.float32).reshape(1, 1, -1)
+            # FaceID and InstantID were trained with a zero embedding as the unconditional input.
+            return positive, torch.zeros_like(positive)
+        if identity.encoder is None:
+            raise EngineError(f"IP-Adapter '{identity.adapter.name}' has no image encoder to see the references with")
+        # Several references of one character are averaged into one identity: a single set of
+        # image tokens, so two characters in a scene each get one slot with its own mask.
+        positive = self.embedder.embed(identity.encoder, variant, list(identity.images)).mean(dim=0, keepdim=True)
+        negative = self.embedder.negative(identity.encoder, variant).unsqueeze(0)
+        return positive, negative
+
     def _region_tensors(self, pipe, regions: tuple[RegionPlan, ...], request: GenerationRequest) -> list[RegionTensors]:
         latent = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
         tensors = []
@@ -199,13 +219,7 @@ class Engine:
         guided = request.cfg > 1.0
         embeds, scales, masks = [], [], []
         for identity in identities:
-            variant = self.pipelines.ip_adapter_variant(identity.adapter)
-            if identity.encoder is None:
-                raise EngineError(f"IP-Adapter '{identity.adapter.name}' has no image encoder to see the references with")
-            # Several references of one character are averaged into one identity: a single set of
-            # image tokens, so two characters in a scene each get one slot with its own mask.
-            positive = self.embedder.embed(identity.encoder, variant, list(identity.images)).mean(dim=0, keepdim=True)
-            negative = self.embedder.negative(identity.encoder, variant).unsqueeze(0)
+            positive, negative = self._identity_embeddings(identity)
             stacked = torch.stack([negative, positive]) if guided else positive.unsqueeze(0)
             embeds.append(stacked.to(device=self.device.device, dtype=self.device.dtype))
             scales.append(identity.scale)

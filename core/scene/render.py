@@ -79,7 +79,7 @@ class SceneRenderer:
             item.mask.save(mask_path)
             regions.append(RegionEntry(prompt=item.prompt, mask=str(mask_path)))
             identity_index = None
-            if placement.character in with_references and placement.identity_scale > 0:
+            if placement.character in with_references and placement.identity_scale > 0 and placement.method != "none":
                 identity_index = len(identities)
                 identities.append(
                     IdentityEntry(
@@ -87,6 +87,7 @@ class SceneRenderer:
                         project=placement.project,
                         scale=placement.identity_scale,
                         mask=str(mask_path),
+                        method=placement.method,
                     )
                 )
             if placement.lora:
