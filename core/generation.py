@@ -29,6 +29,7 @@ from core.image_import import ImageRefused, pixel_sha256, read_image_file
 from core.model_registry import ModelRecord, ModelRegistry
 from core.generation_queries import GenerationRecord, generation_record
 from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
+from core.identity.keypoints import draw_face_keypoints, place_keypoints
 from storage import characters as character_store
 from storage import generations as generation_store
 from storage.errors import LibraryError
@@ -197,10 +198,10 @@ class GenerationService:
             identities.append(identity)
             stored_identities.append(replace(entry, ip_adapter=identity.adapter.name, mask=mask_path))
         controls, stored_controls = [], []
-        for entry in request.controls:
+        for entry in (*request.controls, *self._identity_net_controls(request, base)):
             model = self._controlnet(entry, base)
             image, stored_path = inputs.read(entry.image, "control", size, "RGB", what="control image")
-            controls.append(ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end))
+            controls.append(ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end, entry.identity))
             stored_controls.append(replace(entry, image=stored_path, model=model.name, control_type=model.control_type))
         regions, stored_regions = [], []
         for entry in request.regions:
@@ -284,12 +285,12 @@ class GenerationService:
         return _ResolvedCharacters(tuple(ids), project_id, tuple(described))
 
     def _identity(self, entry: IdentityEntry, base: ModelRecord) -> IdentityPlan:
+        if entry.method == "instantid" and base.family != "sdxl":
+            raise GenerationRefused(f"InstantID works on SDXL checkpoints only; '{base.name}' is {base.family}")
         adapter = self._identity_adapter(entry, base)
         self.registry.check_compatible(adapter, base)
         if entry.method == "ip-adapter":
             return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
-        if entry.method == "instantid":
-            raise GenerationRefused("InstantID is not available yet in this version; use --method faceid or ip-adapter")
         return IdentityPlan(self._ref(adapter), None, (), entry.scale, face_embedding=self._face_embedding(entry))
 
     def _identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
@@ -318,16 +319,46 @@ class GenerationService:
         defaults = [a for a in same_family if a.is_default]
         return (defaults or same_family)[0]
 
-    def _face_embedding(self, entry: IdentityEntry) -> tuple[float, ...]:
-        if not entry.character:
-            raise GenerationRefused(f"--method {entry.method} takes a character, whose reference faces it uses")
+    def _identity_net_controls(self, request: GenerationRequest, base: ModelRecord) -> list[ControlEntry]:
+        """InstantID's IdentityNet entries: the face keypoint image of each InstantID identity,
+        unless the request already carries one (a request read back from an image does)."""
+        present = {c.identity for c in request.controls if c.identity is not None}
+        entries = []
+        for index, identity in enumerate(request.identities):
+            if identity.method != "instantid" or index in present:
+                continue
+            found = self._analyzer().character_keypoints(identity.character, identity.project)
+            if found is None:
+                raise GenerationRefused(f"no face was found in {identity.character}'s references for InstantID's keypoints")
+            keypoints, face_box, (ref_width, ref_height) = found
+            if identity.face_box is not None:
+                target = identity.face_box
+            else:
+                # Where the face is in the reference, with the reference fitted into the image.
+                scale = min(request.width / ref_width, request.height / ref_height)
+                offset_x, offset_y = (request.width - ref_width * scale) / 2, (request.height - ref_height * scale) / 2
+                x, y, w, h = face_box
+                target = (x * scale + offset_x, y * scale + offset_y, w * scale, h * scale)
+            placed = place_keypoints(keypoints, face_box, target)
+            path = self.library.root / CACHE_DIRNAME / "inputs" / f"instantid-keypoints-{secrets.token_hex(6)}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draw_face_keypoints((request.width, request.height), placed).save(path)
+            entries.append(ControlEntry(image=str(path), control_type="instantid", scale=identity.scale, identity=index))
+        return entries
+
+    def _analyzer(self):
         if self._face_analyzer is None:
             try:
                 from core.identity.faces import FaceAnalyzer
             except ImportError:
                 raise GenerationRefused("face analysis is not available in this installation (insightface missing)") from None
             self._face_analyzer = FaceAnalyzer(self.library)
-        embedding = self._face_analyzer.character_embedding(entry.character, entry.project)
+        return self._face_analyzer
+
+    def _face_embedding(self, entry: IdentityEntry) -> tuple[float, ...]:
+        if not entry.character:
+            raise GenerationRefused(f"--method {entry.method} takes a character, whose reference faces it uses")
+        embedding = self._analyzer().character_embedding(entry.character, entry.project)
         if embedding is None:
             raise GenerationRefused(
                 f"no face was found in {entry.character}'s references; add a reference that shows the face "

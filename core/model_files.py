@@ -33,6 +33,7 @@ KIND_NAMES = {
 CONTROL_TYPES = (
     "openpose", "depth", "canny", "lineart", "scribble", "softedge",
     "normal", "seg", "tile", "mlsd", "ip2p", "inpaint",
+    "instantid",  # InstantID's IdentityNet: fed face keypoints and face tokens
 )  # fmt: skip
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 ONNX_SUFFIX = ".onnx"
@@ -383,6 +384,7 @@ def _lora_family_from_keys(index: TensorIndex) -> str | None:
 
 # -- ControlNet ---------------------------------------------------------------------------
 _CONTROL_WORDS = (
+    ("instantid", "instantid"), ("identitynet", "instantid"),
     ("ip2p", "ip2p"), ("inpaint", "inpaint"), ("openpose", "openpose"), ("depth", "depth"),
     ("canny", "canny"), ("lineart", "lineart"), ("scribble", "scribble"), ("softedge", "softedge"),
     ("normal", "normal"), ("mlsd", "mlsd"), ("tile", "tile"),
@@ -391,7 +393,8 @@ _CONTROL_WORDS = (
 _CONTROL_TOKENS = {"pose": "openpose", "seg": "seg", "hed": "softedge", "pidi": "softedge"}
 
 
-_GENERIC_NAMES = ("diffusion_pytorch_model", "model", "controlnet")
+# InstantID ships its IdentityNet as ControlNetModel/ beside ip-adapter.bin: the folder above names it.
+_GENERIC_NAMES = ("diffusion_pytorch_model", "model", "controlnet", "controlnetmodel")
 
 
 def guess_control_type(path: Path) -> str | None:

@@ -283,6 +283,9 @@ class PipelineCache:
             entry.mode_pipes[key] = pipe
         return entry.mode_pipes[key]
 
+    def controlnet_model(self, ref: WeightsRef):
+        return self._controlnet(ref)
+
     def _controlnet(self, ref: WeightsRef):
         if ref.sha256 not in self._controlnets:
             from diffusers import ControlNetModel

@@ -37,6 +37,8 @@ class IdentityEntry:
     # Where this identity applies: an image file (white = here), or None for everywhere.
     mask: str | None = None
     method: str = "ip-adapter"
+    # InstantID: where the face goes (x, y, w, h); None: where it is in the reference.
+    face_box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ControlEntry:
     scale: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    identity: int | None = None  # InstantID's IdentityNet: the identity whose face tokens it reads
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ on a warm pipeline.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-import torch
 import numpy as np
+import torch
 from PIL import Image, ImageFilter
 
 from core.engine.devices import DeviceChoice
@@ -44,6 +45,9 @@ class ControlPlan:
     scale: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    # InstantID's IdentityNet reads an identity's face tokens instead of the prompt: the index
+    # of that identity in the plan, or None for an ordinary ControlNet.
+    identity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,8 @@ class Engine:
         regions = self._region_tensors(pipe, plan.regions, request) if plan.regions else []
         latent_size = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
         stage = Stage(progress, cancel, family, image_index, image_count, "image")
-        with regional_prompts(pipe.unet, regions, latent_size, guided=request.cfg > 1.0):
+        face_tokens = self._face_token_controlnets(pipe, plan.controls, arguments.get("ip_adapter_image_embeds", []))
+        with regional_prompts(pipe.unet, regions, latent_size, guided=request.cfg > 1.0), face_tokens:
             image = self._call(pipe, arguments, request, stage)
         for number, detail in enumerate(plan.details, 1):
             stage = Stage(progress, cancel, family, image_index, image_count, f"detail {number}/{len(plan.details)}")
@@ -163,11 +168,13 @@ class Engine:
     def _detail(self, plan: RenderPlan, detail: DetailPlan, image: Image.Image, number: int, stage: Stage) -> Image.Image:
         request = plan.request
         identities = (detail.identity,) if detail.identity is not None else ()
+        # Face-token ControlNets belong to the main pass's identity slots; the region pass keeps the pose.
+        pose_controls = tuple(control for control in plan.controls if control.identity is None)
         pipe, _, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
             loras=list(detail.loras),
             ip_adapters=[identity.adapter for identity in identities],
-            controlnets=[control.model for control in plan.controls],
+            controlnets=[control.model for control in pose_controls],
             mode="inpaint",
         )
         # A soft edge, so the repainted region blends into what surrounds it.
@@ -176,11 +183,32 @@ class Engine:
         arguments.update(image=image, mask_image=soft, strength=detail.strength)
         if identities:
             arguments.update(self._identity_arguments(pipe, identities, request))
-        if plan.controls:
-            arguments.update(_control_arguments(plan.controls, "control_image"))
+        if pose_controls:
+            arguments.update(_control_arguments(pose_controls, "control_image"))
         repainted = self._call(pipe, arguments, request, stage)
         # The inpainting pipeline re-encodes the whole image; only the region may change.
         return Image.composite(repainted.convert("RGB"), image.convert("RGB"), soft)
+
+    @contextmanager
+    def _face_token_controlnets(self, pipe, controls: tuple[ControlPlan, ...], identity_embeds: list) -> Iterator[None]:
+        """Feeds each IdentityNet its identity's face tokens (the IP-Adapter projection of the face
+        embedding) where other ControlNets read the prompt, for the duration of one call."""
+        patched = []
+        try:
+            for control in controls:
+                if control.identity is None:
+                    continue
+                embeds = identity_embeds[control.identity]
+                layer = pipe.unet.encoder_hid_proj.image_projection_layers[control.identity]
+                with torch.no_grad():
+                    tokens = layer(embeds.reshape(embeds.shape[0], -1, embeds.shape[-1]))
+                model = self.pipelines.controlnet_model(control.model)
+                patched.append(model)
+                model.forward = _with_encoder_states(model.forward, tokens)
+            yield
+        finally:
+            for model in patched:
+                del model.forward  # back to the class's own forward
 
     def _identity_embeddings(self, identity: IdentityPlan) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive, negative) image embeddings for one identity slot: (1, dim) or (1, tokens, dim)."""
@@ -258,6 +286,17 @@ class Stage:
         if self.cancel is not None and self.cancel.is_set():
             pipeline._interrupt = True  # diffusers skips the remaining steps
         return tensors
+
+
+def _with_encoder_states(forward, tokens: torch.Tensor):
+    def forward_with_face_tokens(*args, **kwargs):
+        if "encoder_hidden_states" in kwargs:
+            kwargs["encoder_hidden_states"] = tokens.to(kwargs["encoder_hidden_states"].dtype)
+        elif len(args) > 2:
+            args = (*args[:2], tokens.to(args[2].dtype), *args[3:])
+        return forward(*args, **kwargs)
+
+    return forward_with_face_tokens
 
 
 def _base_arguments(pipe, request: GenerationRequest, scheduler_config: dict, prompt: str, seed: int) -> dict:

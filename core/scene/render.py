@@ -88,6 +88,7 @@ class SceneRenderer:
                         scale=placement.identity_scale,
                         mask=str(mask_path),
                         method=placement.method,
+                        face_box=head_box(item.person, placement.box) if placement.method == "instantid" else None,
                     )
                 )
             if placement.lora:
@@ -145,6 +146,21 @@ class SceneRenderer:
         except ImageRefused as refusal:
             raise LibraryError(f"background {refusal}") from None
         return self.library.files.relpath_for(sha256_bytes(normalised.png_bytes), ".png")
+
+
+def head_box(person, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Where a placed character's face is: around its head keypoints (nose, eyes, ears), else
+    the top middle of its box. InstantID draws the face keypoints there."""
+    head = [person.body[i] for i in (0, 14, 15, 16, 17)] if person is not None else []
+    present = [k for k in head if k.present]
+    if len(present) >= 2:
+        xs, ys = [k.x for k in present], [k.y for k in present]
+        size = max(max(xs) - min(xs), max(ys) - min(ys), 8) * 2.2
+        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+        return int(cx - size / 2), int(cy - size / 2), int(size), int(size)
+    x, y, w, h = box
+    side = min(w, h) // 4
+    return x + (w - side) // 2, y + h // 20, side, side
 
 
 def scene_from_png(path: Path | str) -> Scene:
