@@ -1,0 +1,1 @@
+"""Identity: faces, face-identity methods and how consistent each image stayed."""
