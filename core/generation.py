@@ -351,7 +351,10 @@ class GenerationService:
             try:
                 from core.identity.faces import FaceAnalyzer
             except ImportError:
-                raise GenerationRefused("face analysis is not available in this installation (insightface missing)") from None
+                raise GenerationRefused(
+                    "face methods need face analysis over registered face models, which this version does not have yet; "
+                    "use --method ip-adapter"
+                ) from None
             self._face_analyzer = FaceAnalyzer(self.library)
         return self._face_analyzer
 
