@@ -48,7 +48,14 @@ def register(tree: CommandTree) -> None:
     add_tag_options(p)
     p.add_argument("--skip-bad", action="store_true", help="import the good files and list the bad ones")
 
+    p = tree.action(characters, "analyse-faces", "find the faces in a character's references with the registered face models", character_analyse_faces)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--project", metavar="P")
+
     references = tree.group("reference", "tag, delete and restore single reference images")
+    p = tree.action(references, "pick-face", "say which face in a reference is the character's", reference_pick_face)
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("face", type=int, metavar="N", help="the face's number, from 0 (see `character show`)")
     p = tree.action(references, "tag", "change a reference's tags", reference_tag)
     p.add_argument("id", type=int, metavar="ID")
     add_tag_options(p)
@@ -177,7 +184,28 @@ def describe_character(c: CharacterRecord) -> str:
 def describe_reference(r: ReferenceRecord) -> str:
     tags = ", ".join(f"{k}={v}" for k, v in (("view", r.view), ("expression", r.expression), ("outfit", r.outfit)) if v)
     crop = f" crop={','.join(map(str, r.crop_box))}" if r.crop_box else ""
-    return f"#{r.id}  {r.original_name}  {r.width}x{r.height}  [{tags or 'untagged'}]{crop}  {r.file}"
+    flag = f"  ! {r.face_flag}" if r.face_flag else ""
+    return f"#{r.id}  {r.original_name}  {r.width}x{r.height}  [{tags or 'untagged'}]{crop}  {r.file}{flag}"
+
+
+def character_analyse_faces(catalog: Catalog, args, out: Output) -> None:
+    from core.identity.face_analysis import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(catalog.library)
+    analysed = analyzer.reference_faces(args.name, args.project)
+    character = catalog.show_character(args.name, args.project)
+    data = [
+        {"reference": r.id, "faces": r.faces, "face_flag": r.face_flag, "boxes": [list(f.box) for f in a.faces]}
+        for r, a in zip(character.references, analysed)
+    ]
+    lines = [f"{character.name}: {len(data)} reference(s) analysed with '{analyzer.model.name}' ({analyzer.runs} new)"]
+    lines += [f"  #{d['reference']}: {d['faces']} face(s)" + (f"  ! {d['face_flag']}" if d["face_flag"] else "") for d in data]
+    out.emit(data, "\n".join(lines))
+
+
+def reference_pick_face(catalog: Catalog, args, out: Output) -> None:
+    reference = catalog.pick_face(args.id, args.face)
+    out.emit(reference.to_json(), f"Reference #{reference.id} of '{reference.character}': face {args.face} is the character's")
 
 
 # -- references ---------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def model_set_control_type(catalog: Catalog, args, out: Output) -> None:
 
 def describe(r: ModelRecord) -> str:
     """'SDXL openpose ControlNet', 'SD 1.5 LoRA', 'image encoder'."""
-    family = FAMILY_NAMES.get(r.family or "", "" if r.kind in ("image-encoder", "pose-estimator") else "unknown-family")
+    family = FAMILY_NAMES.get(r.family or "", "" if r.kind in ("image-encoder", "pose-estimator", "face-models") else "unknown-family")
     return " ".join(w for w in (family, r.control_type, KIND_NAMES[r.kind]) if w)
 
 

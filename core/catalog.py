@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from core.image_import import ImageRefused, read_image_file
 from core.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
 from storage import characters as character_store
+from storage import faces as face_store
 from storage import generations as generation_store
 from storage import projects as project_store
 from storage import references as reference_store
@@ -213,10 +214,17 @@ class Catalog:
 
     # -- helpers --------------------------------------------------------------------------
     def _character_record(self, session, character: Character) -> CharacterRecord:
-        references = [
-            ReferenceRecord.of(r, self.library.root) for r in character_store.live_references(session, character)
-        ]
+        live = character_store.live_references(session, character)
+        faces = face_store.faces_by_file(session, [r.file_id for r in live])
+        references = [ReferenceRecord.of(r, self.library.root, faces=faces.get(r.file_id)) for r in live]
         return CharacterRecord.of(character, references)
+
+    def pick_face(self, reference_id: int, index: int) -> ReferenceRecord:
+        with self.db.writing() as session:
+            reference = reference_store.find_reference(session, reference_id)
+            face_store.pick_face(session, reference, index)
+            faces = face_store.faces_by_file(session, [reference.file_id])
+            return ReferenceRecord.of(reference, self.library.root, faces=faces.get(reference.file_id))
 
     @staticmethod
     def _reference_counts(session, character_ids: list[int]) -> dict[int, int]:

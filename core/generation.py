@@ -132,7 +132,7 @@ class GenerationService:
         try:
             face_models = self.registry.default("face-models")
             if face_models is not None:
-                from core.identity.faces import FaceAnalyzer
+                from core.identity.face_analysis import FaceAnalyzer
 
                 if self._face_analyzer is None:
                     self._face_analyzer = FaceAnalyzer(self.library, face_models)
@@ -349,7 +349,7 @@ class GenerationService:
     def _analyzer(self):
         if self._face_analyzer is None:
             try:
-                from core.identity.faces import FaceAnalyzer
+                from core.identity.face_analysis import FaceAnalyzer
             except ImportError:
                 raise GenerationRefused(
                     "face methods need face analysis over registered face models, which this version does not have yet; "

@@ -23,12 +23,13 @@ from typing import Any
 
 from storage.errors import LibraryError
 
-KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator")
+KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
 FAMILIES = ("sd15", "sdxl")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
 KIND_NAMES = {
     "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet",
     "ip-adapter": "IP-Adapter", "image-encoder": "image encoder", "pose-estimator": "pose estimator",
+    "face-models": "face-models folder",
 }  # fmt: skip
 CONTROL_TYPES = (
     "openpose", "depth", "canny", "lineart", "scribble", "softedge",
@@ -520,7 +521,7 @@ def onnx_files(folder: Path) -> list[Path]:
 
 
 def is_onnx_folder(folder: Path) -> bool:
-    """A folder of ONNX models (a pose estimator), not a diffusers or transformers folder."""
+    """A folder of ONNX models (a pose estimator or face models), not a diffusers or transformers folder."""
     if (folder / "model_index.json").is_file() or (folder / "config.json").is_file():
         return False
     return bool(onnx_files(folder))
@@ -530,7 +531,8 @@ def _inspect_folder(path: Path, allow_pickle: bool) -> ModelInspection:
     if not any(path.iterdir()):
         raise refuse(path, "the folder is empty")
     if is_onnx_folder(path):
-        return _pose_estimator_folder(path)
+        faces = _face_models_folder(path)
+        return faces if faces is not None else _pose_estimator_folder(path)
     pickled = _check_folder_weights(path, allow_pickle)
     if (path / "model_index.json").is_file():
         found = _checkpoint_folder(path)
@@ -760,6 +762,51 @@ def _pose_estimator(
         "person_boxes": "YOLOX person detector" if detector else WHOLE_IMAGE_NOTE,
     }
     return ModelInspection("pose-estimator", None, "onnx", details)
+
+
+# -- face models (insightface) ------------------------------------------------------------
+FACE_PACKS = {
+    "antelopev2": {"scrfd_10g_bnkps.onnx", "glintr100.onnx"},
+    "buffalo_l": {"det_10g.onnx", "w600k_r50.onnx"},
+}
+
+
+def face_onnx_role(signature: OnnxSignature) -> str | None:
+    """"detector" (SCRFD: one image in, score/box(/keypoint) maps out per stride) or
+    "recognition" (a 112x112-style aligned face in, one 512-d identity out), as insightface's
+    model zoo routes them; None otherwise."""
+    if len(signature.inputs) != 1 or len(signature.inputs[0].shape) != 4:
+        return None
+    image, outputs = signature.inputs[0], signature.outputs
+    if len(outputs) in (6, 9, 10, 15):
+        return "detector"
+    height, width = image.shape[2], image.shape[3]
+    if len(outputs) == 1 and height and height == width and height >= 112 and height % 16 == 0 and outputs[0].shape[-1] == 512:
+        return "recognition"
+    return None
+
+
+def _face_models_folder(path: Path) -> ModelInspection | None:
+    """A face-models folder (antelopev2, buffalo_l...), or None when the folder holds no face
+    recognition model (then it may be a pose estimator)."""
+    roles: dict[str, list[str]] = {"detector": [], "recognition": [], "other": []}
+    for file in onnx_files(path):
+        role = face_onnx_role(OnnxSignature.of_session(open_onnx_session(file, optimize=False)))
+        roles[role or "other"].append(file.name)
+    if not roles["recognition"]:
+        return None
+    if not roles["detector"]:
+        raise refuse(path, "face models without a face detector (an SCRFD model such as det_10g.onnx)")
+    names = {p.name for p in onnx_files(path)}
+    pack = next((name for name, files in FACE_PACKS.items() if files <= names), "custom")
+    details = {
+        "detector": roles["detector"][0],
+        "recognition": roles["recognition"][0],
+        "pack": pack,
+        "other_models": roles["other"] + roles["detector"][1:] + roles["recognition"][1:],
+        "embedding_dim": 512,
+    }
+    return ModelInspection("face-models", None, "onnx", details)
 
 
 # -- hashing ------------------------------------------------------------------------------

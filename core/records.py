@@ -51,9 +51,12 @@ class ReferenceRecord:
     original_name: str
     created_at: str | None
     outcome: str | None = None  # set by an import: added / linked / duplicate
+    faces: int | None = None  # faces found by the face models; None until analysed
+    face_index: int | None = None
+    face_flag: str | None = None  # "no face", "2 faces: pick one with ..." when the user must act
 
     @classmethod
-    def of(cls, reference: ReferenceImage, library_root, outcome: str | None = None) -> ReferenceRecord:
+    def of(cls, reference: ReferenceImage, library_root, outcome: str | None = None, faces: int | None = None) -> ReferenceRecord:
         stored = reference.file
         return cls(
             id=reference.id,
@@ -72,10 +75,23 @@ class ReferenceRecord:
             original_name=reference.original_name,
             created_at=timestamp(reference.created_at),
             outcome=outcome,
+            faces=faces,
+            face_index=reference.face_index,
+            face_flag=face_flag(reference.id, faces, reference.face_index),
         )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def face_flag(reference_id: int, faces: int | None, face_index: int | None) -> str | None:
+    if faces is None or faces == 1:
+        return None
+    if faces == 0:
+        return "no face found"
+    if face_index is not None:
+        return None
+    return f"{faces} faces: pick the character's with `reference pick-face {reference_id} N` (0-{faces - 1})"
 
 
 @dataclass(frozen=True)

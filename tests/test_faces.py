@@ -1,0 +1,119 @@
+"""Face analysis through insightface's real FaceAnalysis, on tiny ONNX face models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.catalog import Catalog
+from core.model_files import inspect_model_path
+from storage.errors import LibraryError
+from tests.onnx_face_models import expected_face, write_face_models
+
+
+def painted(path, left: bool, right: bool, texture_seed: int = 0):
+    """A 640x640 image; a bright half is where the tiny detector sees a face."""
+    rng = np.random.default_rng(texture_seed)
+    pixels = rng.integers(0, 40, size=(640, 640, 3), dtype=np.uint8)
+    if left:
+        pixels[:, :320] = 200 + rng.integers(0, 55, size=(640, 320, 3), dtype=np.uint8)
+    if right:
+        pixels[:, 320:] = 200 + rng.integers(0, 55, size=(640, 320, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def faces_library(library, tmp_path):
+    from core.model_registry import ModelRegistry
+
+    folder = write_face_models(tmp_path / "antelope-tiny")
+    record = ModelRegistry(library).add(folder, name="tiny-faces")
+    catalog = Catalog(library)
+    catalog.create_project("P")
+    catalog.create_character("Mira", "P", trigger_word="mira")
+    images = {
+        "one": painted(tmp_path / "one.png", left=True, right=False, texture_seed=1),
+        "none": painted(tmp_path / "none.png", left=False, right=False, texture_seed=2),
+        "two": painted(tmp_path / "two.png", left=True, right=True, texture_seed=3),
+    }
+    report = catalog.add_references("Mira", list(images.values()))
+    ids = {name: r.id for name, r in zip(images, report.imported)}
+    return library, catalog, record, ids
+
+
+def test_a_face_models_folder_is_recognised_by_signature(tmp_path):
+    folder = write_face_models(tmp_path / "buffalo-ish")
+    found = inspect_model_path(folder)
+    assert (found.kind, found.format) == ("face-models", "onnx")
+    assert (found.details["detector"], found.details["recognition"]) == ("det_tiny.onnx", "rec_tiny.onnx")
+
+
+def test_insightface_finds_boxes_keypoints_and_identities(faces_library, tmp_path):
+    from core.identity.face_analysis import FaceAnalyzer
+
+    library, _, _, _ = faces_library
+    analyzer = FaceAnalyzer(library)
+    [face] = analyzer.analyse_image(Image.open(painted(tmp_path / "x.png", left=True, right=False)))
+    box, keypoints = expected_face("left")
+    assert np.allclose(face.box, box, atol=1) and np.allclose(face.kps, keypoints, atol=1)
+    assert face.embedding.shape == (512,) and abs(np.linalg.norm(face.normed_embedding) - 1) < 1e-5
+    assert len(analyzer.analyse_image(Image.open(painted(tmp_path / "y.png", left=True, right=True)))) == 2
+    assert analyzer.analyse_image(Image.open(painted(tmp_path / "z.png", left=False, right=False))) == []
+
+
+def test_references_are_analysed_once_and_flagged_for_the_user(faces_library):
+    from core.identity.face_analysis import FaceAnalyzer
+
+    library, catalog, _, ids = faces_library
+    analyzer = FaceAnalyzer(library)
+    first = analyzer.reference_faces("Mira")
+    assert [len(r.faces) for r in first] == [1, 0, 2] and analyzer.runs == 3
+    analyzer.reference_faces("Mira")
+    assert analyzer.runs == 3
+    fresh = FaceAnalyzer(library)  # another process: reads the library, runs nothing
+    assert [len(r.faces) for r in fresh.reference_faces("Mira")] == [1, 0, 2] and fresh.runs == 0
+
+    flags = {r.id: r.face_flag for r in catalog.show_character("Mira").references}
+    assert flags[ids["one"]] is None and flags[ids["none"]] == "no face found"
+    assert flags[ids["two"]].startswith(f"2 faces: pick the character's with `reference pick-face {ids['two']} N`")
+
+    only_one = fresh.character_embedding("Mira")
+    catalog.pick_face(ids["two"], 1)
+    assert catalog.show_character("Mira").references[2].face_flag is None
+    with_pick = fresh.character_embedding("Mira")
+    assert not np.allclose(only_one, with_pick) and abs(np.linalg.norm(with_pick) - 1) < 1e-5
+    with pytest.raises(LibraryError, match=f"reference {ids['two']} shows 2 face\\(s\\); pick 0 or 1"):
+        catalog.pick_face(ids["two"], 5)
+
+
+def test_without_face_models_the_message_says_what_to_register(library):
+    from core.identity.face_analysis import FaceAnalyzer
+
+    with pytest.raises(LibraryError, match="register the antelopev2 or buffalo_l folder with `character-studio model add DIR --kind face-models`"):
+        FaceAnalyzer(library)
+
+
+def test_faceid_from_the_cli_with_face_scores(cli, tmp_path):
+    from core.tiny_models import save_tiny_checkpoint, save_tiny_ip_adapter_faceid
+
+    folder = write_face_models(tmp_path / "faces")
+    for args in (
+        ("model", "add", str(save_tiny_checkpoint(tmp_path / "tiny")), "--name", "tiny"),
+        ("model", "add", str(save_tiny_ip_adapter_faceid(tmp_path / "ip-adapter-faceid_tiny.safetensors")), "--name", "faceid"),
+        ("model", "add", str(folder), "--kind", "face-models"),
+        ("project", "create", "P"),
+        ("character", "create", "Mira", "--project", "P"),
+        ("character", "add-refs", "Mira", str(painted(tmp_path / "mira.png", left=True, right=False))),
+    ):
+        result = cli(*args)
+        assert result.code == 0, (args, result.stderr)
+    analysed = cli("character", "analyse-faces", "Mira", "--json")
+    assert analysed.code == 0, analysed.stderr
+    assert analysed.json()[0]["faces"] == 1
+    made = cli("generate", "--character", "Mira", "--method", "faceid", "--prompt", "portrait", "--size", "64x64", "--steps", "2", "--seed", "3", "--json")
+    assert made.code == 0, made.stderr
+    [record] = made.json()
+    assert record["request"]["identities"][0]["ip_adapter"] == "faceid"
+    assert record["score_methods"] == {"Mira": "face"} and record["scores"]["Mira"] is not None
