@@ -94,3 +94,29 @@ def test_a_clip_adapter_named_for_faceid_is_refused(studio):
     bad = bad.__class__(**{**bad.__dict__, "identities": (IdentityEntry(character="Aria", method="faceid", ip_adapter="tiny-ip"),)})
     with pytest.raises(LibraryError, match="does not fit --method faceid"):
         service.generate(bad)
+
+
+def test_faceid_per_placement_in_a_scene(studio):
+    from core.pose.skeleton import Keypoint, PersonPose
+    from core.scene.model import Placement, Scene
+    from core.scene.render import SceneRenderer
+
+    _, service = studio
+    standing = PersonPose(body=tuple(Keypoint(x, y) for x, y in [(32, 8), (32, 18), (24, 18), (22, 30), (21, 42), (40, 18), (42, 30), (43, 42), (27, 42), (27, 52), (27, 62), (37, 42), (37, 52), (37, 62), (30, 6), (34, 6), (28, 7), (36, 7)]))
+    scene = Scene(
+        size=(128, 64), prompt="two fighters", seed=4, steps=2, cfg=5.0,
+        placements=(
+            Placement(character="Aria", project=DEMO_PROJECT, box=(0, 0, 64, 64), pose=standing.to_json(), method="faceid"),
+            Placement(character="Kael", project=DEMO_PROJECT, box=(64, 0, 64, 64), pose=standing.to_json(), method="ip-adapter"),
+        ),
+    )
+    from core.model_registry import ModelRegistry
+    from core.tiny_models import save_tiny_controlnet
+
+    registry = ModelRegistry(service.library)
+    if not registry.list(kind="controlnet"):
+        registry.add(save_tiny_controlnet(service.library.root.parent / "pose-cn"), name="pose", control_type="openpose")
+    [record] = SceneRenderer(service.library, service).render(scene)
+    adapters = [identity["ip_adapter"] for identity in record.request["identities"]]
+    assert adapters == ["tiny-faceid", "tiny-ip"]
+    assert all(identity["mask"] for identity in record.request["identities"])

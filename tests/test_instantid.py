@@ -116,3 +116,29 @@ def test_instantid_refuses_an_sd15_base(studio, tmp_path):
     ModelRegistry(library).add(save_tiny_checkpoint(tmp_path / "sd15"), name="tiny-15")
     with pytest.raises(LibraryError, match="InstantID works on SDXL checkpoints only"):
         service.generate(request(base="tiny-15"))
+
+
+def test_instantid_with_an_openpose_controlnet_in_a_scene(studio):
+    from core.model_registry import ModelRegistry
+    from core.pose.skeleton import Keypoint, PersonPose
+    from core.scene.model import Placement, Scene
+    from core.scene.render import SceneRenderer
+    from core.tiny_models import save_tiny_controlnet
+
+    library, service = studio
+    ModelRegistry(library).add(save_tiny_controlnet(library.root.parent / "xl-pose", family="sdxl", seed=8), name="xl-pose", control_type="openpose")
+    standing = PersonPose(body=tuple(Keypoint(x, y) for x, y in [(32, 8), (32, 18), (24, 18), (22, 30), (21, 42), (40, 18), (42, 30), (43, 42), (27, 42), (27, 52), (27, 62), (37, 42), (37, 52), (37, 62), (30, 6), (34, 6), (28, 7), (36, 7)]))
+    scene = Scene(
+        size=(128, 64), prompt="two fighters", seed=4, steps=2, cfg=5.0, base="tiny-xl",
+        placements=(
+            Placement(character="Aria", project=DEMO_PROJECT, box=(0, 0, 64, 64), pose=standing.to_json(), method="instantid"),
+            Placement(character="Kael", project=DEMO_PROJECT, box=(64, 0, 64, 64), pose=standing.to_json(), method="instantid"),
+        ),
+    )
+    [record] = SceneRenderer(library, service).render(scene)
+    controls = record.request["controls"]
+    assert [c["control_type"] for c in controls] == ["openpose", "instantid", "instantid"]
+    assert [c["identity"] for c in controls] == [None, 0, 1]
+    # Each face's keypoints were drawn in its own placement's head, not where the reference had it.
+    kaels = np.asarray(Image.open(library.root / controls[2]["image"]))
+    assert kaels[:, 64:].sum() > 0 and kaels[:, :64].sum() == 0

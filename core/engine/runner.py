@@ -7,6 +7,7 @@ on a warm pipeline.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -193,21 +194,23 @@ class Engine:
     def _face_token_controlnets(self, pipe, controls: tuple[ControlPlan, ...], identity_embeds: list) -> Iterator[None]:
         """Feeds each IdentityNet its identity's face tokens (the IP-Adapter projection of the face
         embedding) where other ControlNets read the prompt, for the duration of one call."""
-        patched = []
+        tokens_by_model: dict[str, tuple] = {}
+        for control in controls:
+            if control.identity is None:
+                continue
+            embeds = identity_embeds[control.identity]
+            layer = pipe.unet.encoder_hid_proj.image_projection_layers[control.identity]
+            with torch.no_grad():
+                tokens = layer(embeds.reshape(embeds.shape[0], -1, embeds.shape[-1]))
+            model = self.pipelines.controlnet_model(control.model)
+            # Two characters may share one IdentityNet: its calls come in control order each step.
+            tokens_by_model.setdefault(control.model.sha256, (model, []))[1].append(tokens)
         try:
-            for control in controls:
-                if control.identity is None:
-                    continue
-                embeds = identity_embeds[control.identity]
-                layer = pipe.unet.encoder_hid_proj.image_projection_layers[control.identity]
-                with torch.no_grad():
-                    tokens = layer(embeds.reshape(embeds.shape[0], -1, embeds.shape[-1]))
-                model = self.pipelines.controlnet_model(control.model)
-                patched.append(model)
+            for model, tokens in tokens_by_model.values():
                 model.forward = _with_encoder_states(model.forward, tokens)
             yield
         finally:
-            for model in patched:
+            for model, _ in tokens_by_model.values():
                 del model.forward  # back to the class's own forward
 
     def _identity_embeddings(self, identity: IdentityPlan) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,12 +291,15 @@ class Stage:
         return tensors
 
 
-def _with_encoder_states(forward, tokens: torch.Tensor):
+def _with_encoder_states(forward, tokens: list[torch.Tensor]):
+    calls = itertools.count()
+
     def forward_with_face_tokens(*args, **kwargs):
+        these = tokens[next(calls) % len(tokens)]
         if "encoder_hidden_states" in kwargs:
-            kwargs["encoder_hidden_states"] = tokens.to(kwargs["encoder_hidden_states"].dtype)
+            kwargs["encoder_hidden_states"] = these.to(kwargs["encoder_hidden_states"].dtype)
         elif len(args) > 2:
-            args = (*args[:2], tokens.to(args[2].dtype), *args[3:])
+            args = (*args[:2], these.to(args[2].dtype), *args[3:])
         return forward(*args, **kwargs)
 
     return forward_with_face_tokens
