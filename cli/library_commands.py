@@ -199,7 +199,9 @@ def character_analyse_faces(catalog: Catalog, args, out: Output) -> None:
         for r, a in zip(character.references, analysed)
     ]
     lines = [f"{character.name}: {len(data)} reference(s) analysed with '{analyzer.model.name}' ({analyzer.runs} new)"]
-    lines += [f"  #{d['reference']}: {d['faces']} face(s)" + (f"  ! {d['face_flag']}" if d["face_flag"] else "") for d in data]
+    for d in data:
+        lines.append(f"  #{d['reference']}: {d['faces']} face(s)" + (f"  ! {d['face_flag']}" if d["face_flag"] else ""))
+        lines += [f"      face {i}: box {', '.join(f'{v:.0f}' for v in box)}" for i, box in enumerate(d["boxes"])]
     out.emit(data, "\n".join(lines))
 
 

@@ -222,6 +222,8 @@ def inspect_model_path(
         if path.is_dir():
             found = _inspect_folder(path, allow_pickle)
         elif path.suffix.lower() == ONNX_SUFFIX:
+            if face_onnx_role(OnnxSignature.of_session(open_onnx_session(path, optimize=False))) is not None:
+                raise refuse(path, "one file of a face-models set; register the folder holding the detector and the recognition model (e.g. antelopev2/)")
             found = _pose_estimator_file(path)
         else:
             found = _inspect_file(path, read_tensor_index(path, allow_pickle))

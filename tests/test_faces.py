@@ -117,3 +117,13 @@ def test_faceid_from_the_cli_with_face_scores(cli, tmp_path):
     [record] = made.json()
     assert record["request"]["identities"][0]["ip_adapter"] == "faceid"
     assert record["score_methods"] == {"Mira": "face"} and record["scores"]["Mira"] is not None
+
+
+def test_faces_are_numbered_left_to_right_and_single_files_are_refused(faces_library, tmp_path):
+    from core.identity.face_analysis import FaceAnalyzer
+
+    library, _, _, _ = faces_library
+    faces = FaceAnalyzer(library).analyse_image(Image.open(painted(tmp_path / "two.png", left=True, right=True)))
+    assert [round(f.box[0]) for f in faces] == sorted(round(f.box[0]) for f in faces)
+    with pytest.raises(LibraryError, match="register the folder holding the detector and the recognition model"):
+        inspect_model_path(write_face_models(tmp_path / "set") / "rec_tiny.onnx")

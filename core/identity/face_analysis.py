@@ -76,9 +76,9 @@ class FaceAnalyzer:
         self.library = library
         self.registry = ModelRegistry(library)
         if model is None:
-            model = self.registry.default("face-models")
-            if model is None:
+            if not self.registry.list(kind="face-models"):
                 raise LibraryError(NOT_REGISTERED)
+            model = self.registry.require_default("face-models")  # several: says to pick one
         self.model = model
         self.model_sha256 = self.registry.sha256_of(model)
         self.runs = 0  # images actually analysed (not read from the cache)
@@ -97,7 +97,9 @@ class FaceAnalyzer:
             if embedding is None:
                 continue  # no recognition result for this face: it cannot identify anyone
             faces.append(Face(tuple(float(v) for v in found.bbox), kps, float(found.det_score), np.asarray(embedding, dtype=np.float32)))
-        return faces
+        # insightface orders faces by detection score; numbering them left to right (then top to
+        # bottom) lets a person tell which is "face 1" when picking the character's.
+        return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
 
     def analyse_stored_file(self, file_id: int, path: Path) -> list[Face]:
         with self.library.db.reading() as session:
