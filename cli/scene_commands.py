@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli.generate_commands import ProgressBar, add_engine_options
+from cli.generate_commands import ProgressBar, add_engine_options, describe_scores
 from cli.output import Output, table
 from cli.parser import CommandTree
 from core.catalog import Catalog
@@ -21,6 +21,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--project", metavar="P", help="the project of a saved scene")
     p.add_argument("--seed", type=int)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--best-of", type=int, metavar="N", help="render N seeds, keep them all, mark the most consistent one")
     p.add_argument("--debug-dir", metavar="DIR", help="also write the compiled control image, masks and regional prompts here")
     add_engine_options(p)
     p = tree.action(scenes, "compile", "write a scene's control image, masks and regional prompts, without rendering", scene_compile)
@@ -68,10 +69,11 @@ def scene_render(catalog: Catalog, args, out: Output) -> None:
     bar = ProgressBar(enabled=not out.json and _is_terminal())
     records = SceneRenderer(catalog.library, service).render(
         scene, seed=args.seed, count=args.count, debug_dir=Path(args.debug_dir) if args.debug_dir else None,
-        scene_id=scene_id, progress=bar.update,
+        scene_id=scene_id, progress=bar.update, best_of=args.best_of,
     )
     bar.finish()
-    lines = [f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {', '.join(r.characters)}  {r.path}" for r in records]
+    lines = [f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {describe_scores(r)}{'  BEST' if r.best else ''}  {r.path}" for r in records]
+    lines += [f"warning: #{r.id}: {w}" for r in records for w in r.warnings]
     if args.debug_dir:
         lines.append(f"compiled control image, masks and regional prompts in {args.debug_dir}")
     out.emit([r.to_json() for r in records], "\n".join(lines))

@@ -102,6 +102,7 @@ class GenerationService:
         scene_id: int | None = None,
         extra_metadata: dict[str, Any] | None = None,
         best_of: int | None = None,
+        batch_id: str | None = None,
     ) -> list[GenerationRecord]:
         """Renders `request.count` images (consecutive seeds) and records each in the library,
         each with its consistency score. With `best_of`, renders that many seeds as one batch and
@@ -111,7 +112,10 @@ class GenerationService:
             request = replace(request, count=best_of)
         prepared = self.prepare(request)
         first_seed = prepared.request.seed
-        batch_id = secrets.token_hex(6) if best_of else None
+        # A caller rendering one batch over several calls (a scene's best-of) passes its own id
+        # and marks the best itself.
+        own_batch = best_of and batch_id is None
+        batch_id = secrets.token_hex(6) if own_batch else batch_id
         records = []
         for index in range(prepared.request.count):
             seed = (first_seed + index) % 2**32
@@ -120,8 +124,8 @@ class GenerationService:
             image = self.engine.render(plan, progress, cancel, image_index=index, image_count=prepared.request.count)
             report = self.score(prepared, image)
             records.append(self._record(prepared, single, image, parent_id, scene_id, extra_metadata or {}, report, batch_id))
-        if batch_id:
-            records = self._mark_best(batch_id, records)
+        if own_batch:
+            records = self.mark_best(batch_id, records)
         return records
 
     def score(self, prepared: PreparedRequest, image: Image.Image) -> ConsistencyReport:
@@ -166,7 +170,7 @@ class GenerationService:
             regions.append(ScoredRegion(name, project or described["project"], box, tuple(images)))
         return regions
 
-    def _mark_best(self, batch_id: str, records: list[GenerationRecord]) -> list[GenerationRecord]:
+    def mark_best(self, batch_id: str, records: list[GenerationRecord]) -> list[GenerationRecord]:
         scored = [r for r in records if r.overall_score is not None]
         best = max(scored, key=lambda r: r.overall_score) if scored else records[0]
         with self.library.db.writing() as session:

@@ -184,3 +184,11 @@ def test_scene_with_a_background_starts_from_it(studio, tmp_path):
     reopened = scene_from_png(record.path)
     assert reopened.background.startswith("files/") and (library.root / reopened.background).exists()
     assert record.request["init_image"] == reopened.background
+
+
+def test_scene_best_of_renders_a_batch_and_marks_the_most_consistent(studio):
+    _, renderer, _ = studio
+    records = renderer.render(fight_scene(), best_of=3)
+    assert [r.seed for r in records] == [5, 6, 7] and len({r.batch_id for r in records}) == 1
+    [best] = [r for r in records if r.best]
+    assert best.overall_score == max(r.overall_score for r in records)

@@ -9,6 +9,7 @@ scene itself, so `scene from-image` reopens it.
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -46,7 +47,10 @@ class SceneRenderer:
         debug_dir: Path | None = None,
         scene_id: int | None = None,
         progress=None,
+        best_of: int | None = None,
     ) -> list[GenerationRecord]:
+        """Renders `count` images (consecutive seeds); with `best_of`, that many as one batch, the
+        most consistent marked best."""
         try:
             compiled = self.compile(scene)
         except SceneError as exc:
@@ -54,6 +58,8 @@ class SceneRenderer:
         if debug_dir is not None:
             compiled.write_debug(Path(debug_dir))
         seed = seed if seed is not None else scene.seed
+        count = best_of or count
+        batch_id = secrets.token_hex(6) if best_of else None
         records = []
         with tempfile.TemporaryDirectory(prefix="character-studio-scene-") as scratch:
             request = self.request_for(compiled, Path(scratch), seed)
@@ -66,7 +72,10 @@ class SceneRenderer:
                     progress=progress,
                     scene_id=scene_id,
                     extra_metadata={SCENE_METADATA_KEY: stored_scene.to_json()},
+                    batch_id=batch_id,
                 )
+        if batch_id:
+            records = self.service.mark_best(batch_id, records)
         return records
 
     def request_for(self, compiled: CompiledScene, scratch: Path, seed: int | None) -> GenerationRequest:
