@@ -10,6 +10,10 @@ context.configure(
     target_metadata=Base.metadata,
     # SQLite cannot ALTER most things in place; batch mode rebuilds tables instead.
     render_as_batch=True,
+    # Alembic runs SQLite migrations outside a transaction by default. In one transaction (begun
+    # IMMEDIATE by storage.db) the whole upgrade holds the write lock, so a second process opening
+    # the same new library waits, then finds the schema at head instead of migrating it twice.
+    transactional_ddl=True,
 )
 with context.begin_transaction():
     context.run_migrations()
