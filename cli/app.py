@@ -12,11 +12,13 @@ import traceback
 from cli import (
     demo_command,
     generate_commands,
+    job_commands,
     library_commands,
     model_commands,
     pose_commands,
     scene_commands,
     sheet_commands,
+    train_commands,
 )
 from cli.output import Output
 from cli.parser import CommandTree
@@ -35,6 +37,8 @@ def build_parser():
     demo_command.register(tree)
     model_commands.register(tree)
     pose_commands.register(tree)
+    job_commands.register(tree)
+    train_commands.register(tree)
     info = tree.command("library", "where the library is and what it holds", library_info)
     info.add_argument("what", choices=["info"], metavar="info")
     return tree.root

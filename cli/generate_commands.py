@@ -47,6 +47,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--best-of", type=int, metavar="N", help="render N seeds, keep them all, mark the most consistent one")
     p.add_argument("--batch", metavar="FILE.json", help="a JSON list of requests, run in one warm process")
     p.add_argument("--from-image", metavar="PNG", help="make again the image this PNG was made from (its character-studio metadata)")
+    p.add_argument("--queue", action="store_true", help="queue one job per request for the worker (`character-studio worker`) instead of rendering here")
     add_engine_options(p)
 
     generations = tree.group("generation", "list and show generated images")
@@ -133,9 +134,6 @@ def read_batch(path: str) -> list[dict[str, Any]]:
 
 
 def generate(catalog: Catalog, args, out: Output) -> None:
-    from core.engine.pipeline_cache import MemoryOptions
-    from core.generation import GenerationService
-
     try:
         if args.from_image:
             requests = [request_from_image(args.from_image, args.seed)]
@@ -145,6 +143,11 @@ def generate(catalog: Catalog, args, out: Output) -> None:
             requests = [request_from_options(vars(args), args.project)]
     except RequestError as exc:
         raise LibraryError(str(exc)) from None
+    if args.queue:
+        return queue_generations(catalog, requests, args, out)
+    from core.engine.pipeline_cache import MemoryOptions
+    from core.generation import GenerationService
+
     memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
     service = GenerationService(catalog.library, args.device, args.precision, memory)
     bar = ProgressBar(enabled=sys.stderr.isatty() and not out.json)
@@ -158,6 +161,25 @@ def generate(catalog: Catalog, args, out: Output) -> None:
         for r in records
     ]
     lines += [f"warning: #{r.id}: {w}" for r in records for w in r.warnings]
+    out.emit([r.to_json() for r in records], "\n".join(lines))
+
+
+def queue_generations(catalog: Catalog, requests: list[GenerationRequest], args, out: Output) -> None:
+    """One "generate" job per request; the worker renders them (interactive: before trainings)."""
+    from core.jobs.queue import JobQueue
+
+    queue = JobQueue(catalog.library)
+    records = []
+    for request in requests:
+        try:
+            request.validate()
+        except RequestError as exc:
+            raise LibraryError(str(exc)) from None
+        first = request.all_characters()[0] if request.all_characters() else None
+        project = next((i.project for i in request.identities if i.character == first), None) or args.project
+        payload = {"request": request.to_json(), "best_of": args.best_of}
+        records.append(queue.enqueue("generate", payload, character=first, project=project))
+    lines = [f"queued job {r.id} (generate{', ' + r.character if r.character else ''})" for r in records]
     out.emit([r.to_json() for r in records], "\n".join(lines))
 
 

@@ -178,6 +178,9 @@ def describe_character(c: CharacterRecord) -> str:
         f"  references: {c.reference_count}",
     ]
     lines += ["    " + describe_reference(r) for r in c.references]
+    if c.lora_versions:
+        lines.append(f"  LoRA versions: {len(c.lora_versions)}")
+        lines += [f"    v{v['version']}  {v['name']}  ({v['trained_as']})  {v['path']}" for v in c.lora_versions]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from core.image_import import ImageRefused, read_image_file
 from core.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
 from storage import characters as character_store
 from storage import faces as face_store
+from storage import models as model_store
 from storage import generations as generation_store
 from storage import projects as project_store
 from storage import references as reference_store
@@ -217,7 +218,7 @@ class Catalog:
         live = character_store.live_references(session, character)
         faces = face_store.faces_by_file(session, [r.file_id for r in live])
         references = [ReferenceRecord.of(r, self.library.root, faces=faces.get(r.file_id)) for r in live]
-        return CharacterRecord.of(character, references)
+        return CharacterRecord.of(character, references, model_store.character_versions(session, character.id))
 
     def pick_face(self, reference_id: int, index: int) -> ReferenceRecord:
         with self.db.writing() as session:

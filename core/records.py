@@ -105,9 +105,11 @@ class CharacterRecord:
     updated_at: str | None
     reference_count: int
     references: list[ReferenceRecord] = field(default_factory=list)
+    # Its trained LoRA versions, oldest first: {"name", "version", "trained_as", "path", "created_at"}.
+    lora_versions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, character: Character, references: list[ReferenceRecord]) -> CharacterRecord:
+    def of(cls, character: Character, references: list[ReferenceRecord], versions=()) -> CharacterRecord:
         return cls(
             id=character.id,
             name=character.name,
@@ -118,6 +120,16 @@ class CharacterRecord:
             updated_at=timestamp(character.updated_at),
             reference_count=len(references),
             references=references,
+            lora_versions=[
+                {
+                    "name": m.name,
+                    "version": m.version,
+                    "trained_as": ((m.details or {}).get("training") or {}).get("kind", "lora"),
+                    "path": m.path,
+                    "created_at": timestamp(m.created_at),
+                }
+                for m in versions
+            ],
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -22,6 +22,15 @@ def find_model(session: Session, name: str) -> RegisteredModel:
     return model
 
 
+def character_versions(session: Session, character_id: int) -> list[RegisteredModel]:
+    """The models trained on a character, oldest version first."""
+    return list(
+        session.scalars(
+            select(RegisteredModel).where(RegisteredModel.character_id == character_id).order_by(RegisteredModel.version)
+        )
+    )
+
+
 def find_model_by_path(session: Session, path: str) -> RegisteredModel | None:
     return session.scalar(select(RegisteredModel).where(RegisteredModel.path == path))
 
