@@ -92,6 +92,20 @@ class GenerationService:
             )
         return self._engine
 
+    @property
+    def device_in_use(self) -> str | None:
+        """"cuda", "cuda:1", "mps", "cpu"... once the engine is up; None before."""
+        return None if self._engine is None else self._engine.device.device
+
+    def release_models(self) -> bool:
+        """Drops the warm pipelines (they reload on the next generation). The worker calls this
+        before a training on a GPU: the trainer loads its own copy of the base, and the warm one
+        would sit beside it in VRAM. True when anything was loaded."""
+        if self._engine is None or not self._engine.pipelines.loaded_bases():
+            return False
+        self._engine.pipelines.clear()
+        return True
+
     # -- the whole job ----------------------------------------------------------------------
     def generate(
         self,

@@ -354,6 +354,29 @@ def test_a_generation_preempts_a_training_which_then_continues(library):
     assert steps_run(library, training.id) == list(range(1, 41))
 
 
+class WarmService:
+    """Stands in for the worker's GenerationService: what it has loaded, and on which device."""
+
+    def __init__(self, device: str):
+        self.device_in_use = device
+        self.released = 0
+
+    def release_models(self) -> bool:
+        self.released += 1
+        return True
+
+
+@pytest.mark.parametrize("device, released", [("cuda", 1), ("cpu", 0)])
+def test_a_training_on_a_gpu_first_lets_the_warm_generation_models_go(library, device, released):
+    queue = JobQueue(library)
+    queue.enqueue("test-quick", {})  # interactive: keeps the warm models
+    count_job(queue, steps=2, every=1, delay=0)
+    service = WarmService(device)
+    records = worker(library, generation_service=service).run(until_idle=True)
+    assert [r.status for r in records] == ["done", "done"]
+    assert service.released == released
+
+
 def test_a_failing_job_gets_one_readable_line_and_can_be_retried(library):
     queue = JobQueue(library)
     job = queue.enqueue("test-fail", {})

@@ -251,6 +251,15 @@ class Worker:
             self._service = GenerationService(self.library, self.device, self.precision, self.memory or MemoryOptions())
         return self._service
 
+    def _make_room_for(self, spec: HandlerSpec) -> None:
+        """Before a training on an accelerator, the warm generation pipelines are let go: a
+        trainer loads its own base, and both at once would not fit a consumer GPU. On the CPU,
+        RAM is plentiful and the warm pipelines are kept for the next generation."""
+        if spec.interactive or self._service is None or self._service.device_in_use in (None, "cpu"):
+            return
+        if self._service.release_models():
+            self.log(f"released the warm generation models to make room for {spec.kind}")
+
     # -- control -----------------------------------------------------------------------------------
     @property
     def stopping(self) -> bool:
@@ -317,6 +326,7 @@ class Worker:
     # -- running -----------------------------------------------------------------------------------
     def execute(self, job: Job) -> JobRecord:
         spec = HANDLERS[job.kind]
+        self._make_room_for(spec)
         try:
             context = RunningJob(self, job, spec)
         except Exception as exc:  # noqa: BLE001 - e.g. its folder cannot be made: the job fails, the worker goes on
