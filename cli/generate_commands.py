@@ -11,14 +11,8 @@ from typing import Any
 from cli.output import Output, table
 from cli.parser import CommandTree
 from core.catalog import Catalog
-from core.engine.request import (
-    GenerationRequest,
-    IdentityEntry,
-    RequestError,
-    parse_control,
-    parse_lora,
-    parse_size,
-)
+from core.engine.request import GenerationRequest, RequestError
+from core.engine.request_options import request_from_options
 from storage.errors import LibraryError
 
 # The names a batch item takes: the same as the flags, as the generate contract says.
@@ -68,37 +62,6 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vae-slicing", action="store_true", help="decode batches one image at a time")
     group.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     group.add_argument("--cpu-offload", action="store_true", help="keep models in RAM, move each to the GPU when used")
-
-
-def request_from_options(options: dict[str, Any], project: str | None = None) -> GenerationRequest:
-    """One request from flag-named values (the CLI's or a batch item's)."""
-    characters = options.get("character") or []
-    if isinstance(characters, str):
-        characters = [characters]
-    if not options.get("prompt"):
-        raise RequestError("--prompt is required")
-    width, height = parse_size(str(options.get("size") or "512x512"))
-    method = options.get("method") or "ip-adapter"
-    identities = () if method == "none" else tuple(
-        IdentityEntry(character=name, project=project, ip_adapter=options.get("ip_adapter"), scale=float(options.get("ip_scale", 0.7)), method=method)
-        for name in characters
-    )
-    return GenerationRequest(
-        prompt=options["prompt"],
-        negative=options.get("negative") or "",
-        base=options.get("base"),
-        width=width,
-        height=height,
-        steps=int(options.get("steps", 30)),
-        cfg=float(options.get("cfg", 7.0)),
-        seed=options.get("seed"),
-        sampler=options.get("sampler") or "DPM++ 2M Karras",
-        count=int(options.get("count", 1)),
-        characters=tuple(characters),
-        identities=identities,
-        loras=tuple(parse_lora(text) for text in options.get("lora") or []),
-        controls=tuple(parse_control(text) for text in options.get("control") or []),
-    )
 
 
 def request_from_image(path: str, seed: int | None) -> GenerationRequest:
@@ -166,19 +129,16 @@ def generate(catalog: Catalog, args, out: Output) -> None:
 
 def queue_generations(catalog: Catalog, requests: list[GenerationRequest], args, out: Output) -> None:
     """One "generate" job per request; the worker renders them (interactive: before trainings)."""
+    from core.jobs.generation_jobs import enqueue_generation
     from core.jobs.queue import JobQueue
 
     queue = JobQueue(catalog.library)
     records = []
     for request in requests:
         try:
-            request.validate()
+            records.append(enqueue_generation(queue, request, args.best_of, args.project))
         except RequestError as exc:
             raise LibraryError(str(exc)) from None
-        first = request.all_characters()[0] if request.all_characters() else None
-        project = next((i.project for i in request.identities if i.character == first), None) or args.project
-        payload = {"request": request.to_json(), "best_of": args.best_of}
-        records.append(queue.enqueue("generate", payload, character=first, project=project))
     lines = [f"queued job {r.id} (generate{', ' + r.character if r.character else ''})" for r in records]
     out.emit([r.to_json() for r in records], "\n".join(lines))
 

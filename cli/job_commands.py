@@ -7,6 +7,7 @@ starts fast and never imports torch.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -24,6 +25,7 @@ def register(tree: CommandTree) -> None:
     p = tree.command("worker", "run queued jobs (generations, trainings) on this machine's GPU", worker)
     p.add_argument("--until-idle", action="store_true", help="exit when no job can run now (jobs waiting for their window do not count)")
     p.add_argument("--poll", type=float, default=1.0, metavar="S", help="seconds between looks at an empty queue (default 1)")
+    p.add_argument("--nice", type=int, default=0, metavar="N", help="lower this process's CPU priority by N (the studio uses 5, so its window stays responsive)")
     add_engine_options(p)
 
     jobs = tree.group("jobs", "list, show, cancel, pause, resume and retry queued jobs")
@@ -67,6 +69,8 @@ def worker(catalog: Catalog, args, out: Output) -> None:
     except DeviceError as exc:
         raise LibraryError(str(exc)) from None
     stream = sys.stderr if out.json else sys.stdout
+    if args.nice > 0 and hasattr(os, "nice"):
+        os.nice(args.nice)  # a CPU-bound worker must not starve the studio's event loop of the CPU
 
     def log(line: str) -> None:
         print(line, file=stream, flush=True)

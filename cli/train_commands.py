@@ -11,9 +11,9 @@ from cli.job_commands import add_queue_options
 from cli.output import Output
 from cli.parser import CommandTree
 from core.catalog import Catalog
-from core.jobs.queue import JobQueue
 from core.jobs.worker_lock import running_workers
 from core.training.config import TrainingConfig, add_train_arguments
+from core.training.enqueue import enqueue_training
 
 
 def register(tree: CommandTree) -> None:
@@ -24,23 +24,9 @@ def register(tree: CommandTree) -> None:
 
 def train(catalog: Catalog, args, out: Output) -> None:
     config = TrainingConfig.from_cli_args(args)
-    character = catalog.show_character(config.character, config.project)
-    if not character.references:
-        from storage.errors import LibraryError
-
-        raise LibraryError(
-            f"'{character.name}' has no reference images to train on; add some with `character add-refs {character.name} FILE...`"
-        )
-    record = JobQueue(catalog.library).enqueue(
-        config.job_kind,
-        config.to_json(),
-        priority=args.priority,
-        not_before=args.not_before,
-        not_after=args.not_after,
-        character=character.id,
-    )
+    record = enqueue_training(catalog, config, priority=args.priority, not_before=args.not_before, not_after=args.not_after)
     what = "DreamBooth" + (" (full UNet)" if config.full_unet else "") if config.kind == "dreambooth" else "LoRA"
-    text = f"queued job {record.id}: {what} training of {character.name}, {config.steps} steps"
+    text = f"queued job {record.id}: {what} training of {record.character}, {config.steps} steps"
     if record.waiting:
         text += f"; {record.waiting}"
     if not running_workers(catalog.library.root):

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import func, select
 
+from core.engine.request import IDENTITY_METHODS
 from core.image_import import ImageRefused, read_image_file
 from core.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
 from storage import characters as character_store
@@ -25,6 +26,11 @@ from storage.errors import LibraryError
 from storage.library import Library
 from storage.references import ReferenceTags
 from storage.schema import Character, ReferenceImage
+
+
+MAX_IDENTITY_STRENGTH = 1.5  # as `generate --ip-scale` allows
+# How a character's look is kept, as `generate --method` takes it ("none": prompt and LoRAs only).
+CONSISTENCY_METHODS = (*IDENTITY_METHODS, "none")
 
 
 class ImportRefused(LibraryError):
@@ -73,6 +79,11 @@ class Catalog:
                 for p in project_store.list_projects(session)
             ]
 
+    def rename_project(self, name: str, new_name: str) -> ProjectRecord:
+        with self.db.writing() as session:
+            project = project_store.rename_project(session, name, new_name)
+            return ProjectRecord.of(project, project_store.count_characters(session, project))
+
     def delete_project(self, name: str) -> ProjectRecord:
         with self.db.writing() as session:
             project = project_store.trash_project(session, name)
@@ -112,6 +123,22 @@ class Catalog:
     def show_character(self, name: str, project: str | None = None) -> CharacterRecord:
         with self.db.reading() as session:
             character = character_store.find_character(session, name, project)
+            return self._character_record(session, character)
+
+    def rename_character(self, name: str, new_name: str, project: str | None = None) -> CharacterRecord:
+        with self.db.writing() as session:
+            character = character_store.rename_character(session, name, project, new_name)
+            return self._character_record(session, character)
+
+    def set_consistency(self, name: str, method: str, strength: float, project: str | None = None) -> CharacterRecord:
+        """Keeps the character's identity method and strength, the defaults of its generations."""
+        if method not in CONSISTENCY_METHODS:
+            raise LibraryError(f"unknown consistency method '{method}'; use one of: {', '.join(CONSISTENCY_METHODS)}")
+        if not 0 <= strength <= MAX_IDENTITY_STRENGTH:
+            raise LibraryError(f"strength must be between 0 and {MAX_IDENTITY_STRENGTH}, got {strength}")
+        with self.db.writing() as session:
+            changes = {"method": method, "strength": round(float(strength), 3)}
+            character = character_store.update_settings(session, name, project, changes)
             return self._character_record(session, character)
 
     def delete_character(self, name: str, project: str | None = None) -> CharacterRecord:

@@ -107,6 +107,8 @@ class CharacterRecord:
     references: list[ReferenceRecord] = field(default_factory=list)
     # Its trained LoRA versions, oldest first: {"name", "version", "trained_as", "path", "created_at"}.
     lora_versions: list[dict[str, Any]] = field(default_factory=list)
+    # Per-character choices kept in the library: {"method": "ip-adapter", "strength": 0.7}.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, character: Character, references: list[ReferenceRecord], versions=()) -> CharacterRecord:
@@ -130,6 +132,7 @@ class CharacterRecord:
                 }
                 for m in versions
             ],
+            settings=dict(character.settings or {}),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry
 from core.generation import GenerationService
 from core.generation_queries import GenerationRecord
+from core.sheet_request import SHEET_KINDS
 from storage import characters as character_store
 from storage.errors import LibraryError
 from storage.library import Library
@@ -26,7 +27,6 @@ from storage.library import Library
 TURNAROUND_VIEWS = ("front", "three-quarter", "side", "back")
 VIEW_WORDS = {"front": "front view", "three-quarter": "three-quarter view", "side": "side view, profile", "back": "back view, from behind"}
 EXPRESSIONS = ("neutral", "happy", "angry", "sad", "surprised", "determined")
-SHEET_KINDS = ("turnaround", "expressions")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,57 @@ def turnaround_pose_names(presets) -> dict[str, str]:
     return {view: names[view] for view in TURNAROUND_VIEWS}  # panel order: front to back
 
 
+@dataclass(frozen=True)
+class SheetPlan:
+    """A sheet's panels as generation requests, before any is rendered."""
+
+    character: str
+    project: str
+    kind: str
+    seed: int
+    panels: list[tuple[str, GenerationRequest]]
+
+    def metadata(self, label: str) -> dict:
+        """What each panel's PNG carries about the sheet it belongs to."""
+        return {"sheet": {"kind": self.kind, "panel": label, "seed": self.seed}}
+
+
+def plan_sheet(
+    library: Library,
+    character: str,
+    kind: str,
+    scratch: Path,
+    project: str | None = None,
+    size: tuple[int, int] | None = None,
+    seed: int | None = None,
+    steps: int = 30,
+    prompt: str = "",
+    negative: str = "blurry, lowres, deformed",
+    base: str | None = None,
+    method: str = "ip-adapter",
+) -> SheetPlan:
+    """The panels' requests; a turnaround's pose images are drawn into `scratch`, which must
+    outlive the rendering."""
+    if kind not in SHEET_KINDS:
+        raise LibraryError(f"sheet kind must be one of {', '.join(SHEET_KINDS)}, got '{kind}'")
+    with library.db.reading() as session:
+        record = character_store.find_character(session, character, project)
+        name, project_name, trigger = record.name, record.project.name, record.trigger_word
+        has_references = bool(character_store.live_references(session, record))
+    if not has_references:
+        # Checked before any model loads: every panel keeps the look of the references.
+        raise LibraryError(
+            f"'{name}' has no reference images, and a sheet draws the character from them: add some "
+            f"(drop images on the character page, or `character add-refs {name} FILE...`)"
+        )
+    seed = seed if seed is not None else secrets.randbelow(2**32)
+    identity = (IdentityEntry(character=name, project=project_name, scale=0.7, method=method),)
+    words = ", ".join(w for w in (trigger, prompt.strip()) if w)
+    Path(scratch).mkdir(parents=True, exist_ok=True)
+    panels = list(_panel_requests(kind, words, identity, size, seed, steps, negative, base, Path(scratch)))
+    return SheetPlan(character=name, project=project_name, kind=kind, seed=seed, panels=panels)
+
+
 def make_sheet(
     library: Library,
     character: str,
@@ -82,24 +133,16 @@ def make_sheet(
     negative: str = "blurry, lowres, deformed",
     base: str | None = None,
     progress=None,
+    method: str = "ip-adapter",
 ) -> Sheet:
-    if kind not in SHEET_KINDS:
-        raise LibraryError(f"sheet kind must be one of {', '.join(SHEET_KINDS)}, got '{kind}'")
     service = service or GenerationService(library)
-    with library.db.reading() as session:
-        record = character_store.find_character(session, character, project)
-        name, project_name, trigger = record.name, record.project.name, record.trigger_word
-    seed = seed if seed is not None else secrets.randbelow(2**32)
-    identity = (IdentityEntry(character=name, project=project_name, scale=0.7),)
-    words = ", ".join(w for w in (trigger, prompt.strip()) if w)
-    sheet = Sheet(character=name, kind=kind, seed=seed)
     with tempfile.TemporaryDirectory(prefix="character-studio-sheet-") as scratch:
-        for label, request in _panel_requests(kind, words, identity, size, seed, steps, negative, base, Path(scratch)):
-            [generation] = service.generate(
-                request, progress=progress, extra_metadata={"sheet": {"kind": kind, "panel": label, "seed": seed}}
-            )
+        plan = plan_sheet(library, character, kind, Path(scratch), project, size, seed, steps, prompt, negative, base, method)
+        sheet = Sheet(character=plan.character, kind=kind, seed=plan.seed)
+        for label, request in plan.panels:
+            [generation] = service.generate(request, progress=progress, extra_metadata=plan.metadata(label))
             sheet.panels.append(SheetPanel(label, generation))
-    image = layout_sheet(name, kind, [(p.label, Image.open(p.generation.path).convert("RGB")) for p in sheet.panels])
+    image = layout_sheet(plan.character, kind, [(p.label, Image.open(p.generation.path).convert("RGB")) for p in sheet.panels])
     sheet.png, sheet.pdf = export_sheet(image, out)
     return sheet
 

@@ -54,6 +54,32 @@ def create_character(
     return character
 
 
+def rename_character(session: Session, name: str, project: str | None, new_name: str) -> Character:
+    character = find_character(session, name, project)
+    new_name = clean_name(new_name, "character")
+    taken = session.scalar(
+        select(Character.id).where(
+            Character.project_id == character.project_id,
+            Character.name == new_name,
+            Character.deleted_at.is_(None),
+            Character.id != character.id,
+        )
+    )
+    if taken:
+        raise Conflict(f"project '{character.project.name}' already has a character named '{new_name}'")
+    character.name = new_name
+    session.flush()
+    return character
+
+
+def update_settings(session: Session, name: str, project: str | None, changes: dict) -> Character:
+    """Merges `changes` into the character's settings (a new dict, so the JSON column sees the change)."""
+    character = find_character(session, name, project)
+    character.settings = {**(character.settings or {}), **changes}
+    session.flush()
+    return character
+
+
 def live_references(session: Session, character: Character) -> list[ReferenceImage]:
     return list(
         session.scalars(

@@ -17,7 +17,8 @@ the job (`worker_id` stays set) until it stops at its next step boundary, and a 
 claimed again before that.
 
 The JSON `progress` column holds what the worker reports (step, total, loss, eta_s, message,
-sample, samples, checkpoint, checkpoints) and `history`: one entry per event, e.g.
+sample, samples, checkpoint, checkpoints), `losses` ([[step, loss], ...]: the loss curve) and
+`history`: one entry per event, e.g.
 {"event": "resume", "at": "...Z", "step": 10, "worker": "host:123:ab12"}.
 """
 
@@ -38,6 +39,7 @@ STOP_REASONS = ("pause", "cancel", "preempt", "window", "shutdown")
 # A worker whose heartbeat is older than this is taken for dead (when nothing better says so).
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 MAX_HISTORY = 1000
+MAX_LOSS_POINTS = 500  # the loss curve kept in a job's progress (thinned as a training goes on)
 
 # worker id -> True (alive), False (dead) or None (cannot tell: go by its heartbeat)
 WorkerLiveness = Callable[[str], "bool | None"]
@@ -70,8 +72,10 @@ def list_jobs(
     kinds: Sequence[str] = (),
     character_id: int | None = None,
     limit: int | None = None,
+    by_finish: bool = False,
 ) -> list[Job]:
-    """Newest first."""
+    """Newest first: by id, or with `by_finish` the last finished first (a long training queued
+    long ago that just finished comes before yesterday's generations)."""
     query = select(Job)
     if statuses:
         query = query.where(Job.status.in_(list(statuses)))
@@ -79,7 +83,7 @@ def list_jobs(
         query = query.where(Job.kind.in_(list(kinds)))
     if character_id is not None:
         query = query.where(Job.character_id == character_id)
-    query = query.order_by(Job.id.desc())
+    query = query.order_by(Job.finished_at.desc(), Job.id.desc()) if by_finish else query.order_by(Job.id.desc())
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -249,10 +253,24 @@ def heartbeat(session: Session, job_id: int, worker_id: str, now: datetime) -> b
     return True
 
 
+def with_loss_point(losses: list[list[float]], step: int, loss: float, cap: int = MAX_LOSS_POINTS) -> list[list[float]]:
+    """The loss curve with one more point. A resumed run redoes the steps after its checkpoint,
+    so points from those steps are dropped first; past `cap`, every other older point goes (the
+    curve keeps its shape over a long training while the row stays small)."""
+    kept = [point for point in losses if point[0] < step]
+    kept.append([step, loss])
+    if len(kept) > cap:
+        kept = kept[:-1][::2] + kept[-1:]
+    return kept
+
+
 def report_progress(session: Session, job_id: int, worker_id: str, changes: dict[str, Any], now: datetime) -> Job | None:
     job = held_job(session, job_id, worker_id)
     if job is None:
         return None
+    if changes.get("loss") is not None and changes.get("step") is not None:
+        losses = with_loss_point((job.progress or {}).get("losses", []), int(changes["step"]), float(changes["loss"]))
+        changes = {**changes, "losses": losses}
     merge_progress(job, changes, now)
     job.heartbeat_at = now
     return job

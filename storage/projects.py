@@ -45,6 +45,16 @@ def create_project(session: Session, name: str, notes: str = "") -> Project:
     return project
 
 
+def rename_project(session: Session, name: str, new_name: str) -> Project:
+    project = find_project(session, name)
+    new_name = clean_name(new_name, "project")
+    if new_name != project.name and session.scalar(select(Project.id).where(Project.name == new_name, Project.deleted_at.is_(None))):
+        raise Conflict(f"a project named '{new_name}' already exists")
+    project.name = new_name
+    session.flush()
+    return project
+
+
 def trash_project(session: Session, name: str) -> Project:
     project = find_project(session, name)
     project.deleted_at = utcnow()

@@ -106,6 +106,8 @@ class Character(Base):
     name: Mapped[str] = mapped_column(String(200))
     notes: Mapped[str] = mapped_column(Text, default="")
     trigger_word: Mapped[Optional[str]] = mapped_column(String(100))
+    # The character's own choices that outlive a session, e.g. {"method": "faceid", "strength": 0.8}.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime)

@@ -1,4 +1,4 @@
-"""The job queue as the CLI and the GUI use it: enqueue, read, cancel, pause, resume, retry.
+"""The job queue as the CLI and the GUI use it: enqueue, read, cancel, pause, resume, retry, move.
 
 Light on purpose (no torch): the GUI process calls it directly. Only a worker runs jobs; these
 methods change rows, and the worker reads them at its next step boundary. Every method is one
@@ -55,6 +55,7 @@ class JobRecord:
     stopping: bool  # the user paused or cancelled it; its worker stops it at the next step
     payload: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[list[float]] = field(default_factory=list)  # [[step, loss], ...]: the loss curve so far
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -113,6 +114,7 @@ def job_record(job: Job, library_root: Path, character: Character | None = None)
         stopping=job.worker_id is not None and job.status != "running",
         payload=job.payload or {},
         history=list(progress.get("history", [])),
+        losses=[list(point) for point in progress.get("losses", [])],
         created_at=timestamp(job.created_at),
         started_at=timestamp(job.started_at),
         finished_at=timestamp(job.finished_at),
@@ -199,14 +201,16 @@ class JobQueue:
         character: str | None = None,
         project: str | None = None,
         limit: int | None = None,
+        by_finish: bool = False,
     ) -> list[JobRecord]:
+        """Newest first (with `by_finish`: the last finished first)."""
         statuses = [status] if isinstance(status, str) else list(status or [])
         unknown = [s for s in statuses if s not in JOB_STATUSES]
         if unknown:
             raise JobRefused(f"unknown job status '{unknown[0]}'; use one of: {', '.join(JOB_STATUSES)}")
         with self.library.db.reading() as session:
             character_id = character_store.find_character(session, character, project).id if character else None
-            jobs = job_store.list_jobs(session, statuses, [kind] if kind else (), character_id, limit)
+            jobs = job_store.list_jobs(session, statuses, [kind] if kind else (), character_id, limit, by_finish)
             return [job_record(job, self.library.root, self._character_of(session, job)) for job in jobs]
 
     # -- the user's changes -----------------------------------------------------------------------
@@ -228,6 +232,31 @@ class JobQueue:
         """A failed or cancelled job goes back to the queue: from its last checkpoint, or from
         step 0 with `fresh` (its checkpoints are then forgotten, not deleted)."""
         return self._change(job_id, "retry", ("failed", "cancelled"), "queued", "retried", fresh=fresh)
+
+    def move(self, job_id: int, offset: int) -> JobRecord:
+        """Moves a queued job `offset` places earlier (negative) or later (positive) in the order
+        workers claim queued jobs of its class (generations always go before trainings, so a job
+        moves only among its own class). The class's priorities are renumbered to the new order,
+        starting from its lowest priority, so jobs queued later still go after them."""
+        with self.library.db.writing() as session:
+            job = job_store.get_job(session, job_id)
+            if job.status != "queued":
+                raise JobRefused(f"job {job_id} is {job.status}; only queued jobs can be moved")
+            first_class = job.kind in INTERACTIVE_KINDS
+            same_class = [row for row in job_store.list_jobs(session, ["queued"]) if (row.kind in INTERACTIVE_KINDS) == first_class]
+            order = sorted(same_class, key=job_store.claim_order(INTERACTIVE_KINDS))
+            index = order.index(job)
+            target = min(max(index + offset, 0), len(order) - 1)
+            if target == index:
+                raise JobRefused(f"job {job_id} is already {'first' if offset < 0 else 'last'} in the queue")
+            order.insert(target, order.pop(index))
+            lowest = min(row.priority for row in order)
+            now = utcnow()
+            for place, row in enumerate(order):
+                row.priority = lowest + len(order) - 1 - place
+                row.updated_at = now
+            job_store.add_event(job, "move", now, by="user", place=target + 1)
+            return job_record(job, self.library.root, self._character_of(session, job))
 
     def _change(self, job_id: int, event: str, allowed: tuple[str, ...], status: str, verb: str, fresh: bool = False) -> JobRecord:
         with self.library.db.writing() as session:
@@ -263,10 +292,23 @@ class JobQueue:
         return session.get(Character, job.character_id) if job.character_id is not None else None
 
 
+# The kinds whose handlers say `interactive=True` (core.jobs.handlers, core.scene.jobs,
+# core.sheet_jobs): a worker claims them before any training. Written out here because the GUI
+# orders and moves queued jobs without importing the handler modules (they reach torch);
+# tests/test_studio_queue.py checks this set against the handler table.
+INTERACTIVE_KINDS = frozenset({"generate", "scene", "sheet"})
+
+
+def in_claim_order(records: list[JobRecord]) -> list[JobRecord]:
+    """Queued jobs in the order a worker would take them (windows aside): generations first,
+    then higher priority, then the oldest."""
+    return sorted(records, key=lambda r: (r.kind not in INTERACTIVE_KINDS, -r.priority, r.id))
+
+
 def _either(statuses: tuple[str, ...]) -> str:
     if len(statuses) == 1:
         return statuses[0]
     return ", ".join(statuses[:-1]) + " or " + statuses[-1]
 
 
-__all__ = ["JobQueue", "JobRecord", "JobRefused", "job_record", "window_open"]
+__all__ = ["INTERACTIVE_KINDS", "JobQueue", "JobRecord", "JobRefused", "in_claim_order", "job_record", "window_open"]

@@ -20,10 +20,10 @@ from core.generation_queries import GenerationRecord
 from core.scene.characters import characters_with_references, trigger_words
 from core.scene.compile import CompiledScene, PresetSource, compile_scene
 from core.scene.model import Scene, SceneError
+from core.scene.saved import SCENE_METADATA_KEY, scene_in_image
 from storage.errors import LibraryError
 from storage.library import Library
 
-SCENE_METADATA_KEY = "scene"
 
 
 class SceneRenderer:
@@ -48,9 +48,13 @@ class SceneRenderer:
         scene_id: int | None = None,
         progress=None,
         best_of: int | None = None,
+        cancel=None,
+        batch_id: str | None = None,
     ) -> list[GenerationRecord]:
         """Renders `count` images (consecutive seeds); with `best_of`, that many as one batch, the
-        most consistent marked best."""
+        most consistent marked best. A caller rendering one batch over several calls (the "scene"
+        job, one image per checkpoint) passes its own `batch_id` and marks the best itself;
+        setting `cancel` (a threading.Event) stops the image being rendered."""
         try:
             compiled = self.compile(scene)
         except SceneError as exc:
@@ -59,7 +63,8 @@ class SceneRenderer:
             compiled.write_debug(Path(debug_dir))
         seed = seed if seed is not None else scene.seed
         count = best_of or count
-        batch_id = secrets.token_hex(6) if best_of else None
+        own_batch = bool(best_of) and batch_id is None
+        batch_id = secrets.token_hex(6) if own_batch else batch_id
         records = []
         with tempfile.TemporaryDirectory(prefix="character-studio-scene-") as scratch:
             request = self.request_for(compiled, Path(scratch), seed)
@@ -70,11 +75,12 @@ class SceneRenderer:
                 records += self.service.generate(
                     replace(request, seed=image_seed, count=1),
                     progress=progress,
+                    cancel=cancel,
                     scene_id=scene_id,
                     extra_metadata={SCENE_METADATA_KEY: stored_scene.to_json()},
                     batch_id=batch_id,
                 )
-        if batch_id:
+        if own_batch:
             records = self.service.mark_best(batch_id, records)
         return records
 
@@ -173,17 +179,5 @@ def head_box(person, box: tuple[int, int, int, int]) -> tuple[int, int, int, int
 
 
 def scene_from_png(path: Path | str) -> Scene:
-    from core.engine.png_metadata import read_png_metadata
-
-    try:
-        document = read_png_metadata(path).document
-    except FileNotFoundError:
-        raise LibraryError(f"{path} does not exist") from None
-    except OSError:
-        raise LibraryError(f"{path} is not a PNG image") from None
-    if not document or SCENE_METADATA_KEY not in document:
-        raise LibraryError(f"{path} was not rendered from a scene (its metadata holds no scene)")
-    try:
-        return Scene.from_json(document[SCENE_METADATA_KEY])
-    except SceneError as exc:
-        raise LibraryError(f"the scene in {path} cannot be read: {exc}") from None
+    """The scene a PNG was rendered from (kept here for callers that render and reopen)."""
+    return scene_in_image(path)

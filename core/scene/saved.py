@@ -1,0 +1,88 @@
+"""Scenes kept for later: documents saved in the library, and the scene each rendered image carries.
+
+Light on purpose (no torch, numpy or cv2): the scene composer in the GUI saves, lists and reopens
+scenes through these functions, as `scene save/load/list/from-image` do from a terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.records import timestamp
+from core.scene.model import Scene, SceneError
+from storage.errors import LibraryError
+from storage.library import Library
+
+# The key of the scene in a rendered PNG's character-studio chunk (core.scene.render writes it).
+SCENE_METADATA_KEY = "scene"
+
+
+@dataclass(frozen=True)
+class SavedScene:
+    id: int
+    name: str
+    project: str
+    placements: int
+    updated_at: str | None
+
+
+def save_scene(library: Library, project: str, name: str, scene: Scene) -> tuple[SavedScene, bool]:
+    """Saves `scene` as `name` in `project`, replacing a saved scene of that name. Returns
+    (saved, created)."""
+    from storage import scenes as scene_store
+
+    with library.db.writing() as session:
+        row, created = scene_store.save_scene(session, project, name, scene.to_json())
+        return _record(row, project), created
+
+
+def list_saved_scenes(library: Library, project: str | None = None) -> list[SavedScene]:
+    from storage import scenes as scene_store
+
+    with library.db.reading() as session:
+        return [_record(row, project_name) for row, project_name in scene_store.list_scenes(session, project)]
+
+
+def load_saved_scene(library: Library, name: str, project: str | None = None) -> tuple[Scene, int]:
+    """The saved scene `name` and its id (renders pass the id so their images link to it)."""
+    from storage import scenes as scene_store
+
+    with library.db.reading() as session:
+        row = scene_store.find_scene(session, name, project)
+        data, scene_id = dict(row.data), row.id
+    try:
+        return Scene.from_json(data), scene_id
+    except SceneError as exc:
+        raise LibraryError(f"saved scene '{name}' cannot be read: {exc}") from None
+
+
+def scene_in_image(path: Path | str) -> Scene:
+    """The scene a PNG was rendered from (what `scene from-image` reads)."""
+    from core.engine.png_metadata import read_png_metadata
+
+    try:
+        document = read_png_metadata(path).document
+    except FileNotFoundError:
+        raise LibraryError(f"{path} does not exist") from None
+    except OSError:
+        raise LibraryError(f"{path} is not a PNG image") from None
+    if not document or SCENE_METADATA_KEY not in document:
+        raise LibraryError(f"{path} was not rendered from a scene (its metadata holds no scene)")
+    try:
+        return Scene.from_json(document[SCENE_METADATA_KEY])
+    except SceneError as exc:
+        raise LibraryError(f"the scene in {path} cannot be read: {exc}") from None
+
+
+def _record(row, project: str) -> SavedScene:
+    return SavedScene(
+        id=row.id,
+        name=row.name,
+        project=project,
+        placements=len((row.data or {}).get("placements", [])),
+        updated_at=timestamp(row.updated_at),
+    )
+
+
+__all__ = ["SCENE_METADATA_KEY", "SavedScene", "list_saved_scenes", "load_saved_scene", "save_scene", "scene_in_image"]

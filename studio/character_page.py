@@ -1,0 +1,428 @@
+"""One character: its references (drop image files to add more), their tags and face flags, how its
+identity is kept (method and strength), its LoRA versions, a quick generate box whose results
+appear as the worker finishes them, and "Train overnight…".
+
+Everything heavy happens elsewhere: imports and thumbnails decode on the thread pool, and images
+are rendered by the worker process from jobs this page puts on the queue.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QFont, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.catalog import ImportReport
+from core.engine.request import GenerationRequest, RequestError
+from core.engine.request_options import request_from_options
+from core.generation_queries import list_generations
+from core.jobs.generation_jobs import enqueue_generation
+from core.jobs.queue import JobRecord
+from core.records import CharacterRecord, ReferenceRecord
+from storage.errors import LibraryError
+from studio.background_call import run_in_background
+from studio.consistency_box import DEFAULT_METHOD, DEFAULT_STRENGTH, ConsistencyBox
+from studio.context import StudioContext
+from studio.job_watcher import JobWatcher
+from studio.library_edits import LibraryEdit
+from studio.quick_generate import GenerateBox, ResultStrip
+from studio.reference_grid import ReferenceGrid
+from studio.reference_import import ReferenceImporter, image_paths, plural, refusal_message
+from studio.reference_tags import ReferenceTagEditor
+from studio.train_dialog import TrainDialog
+
+TITLE = "Character Studio"
+RECENT_RESULTS = 12
+
+
+def plain_label(text: str = "") -> QLabel:
+    # Names and notes are user text: shown as typed, never interpreted as rich text.
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setWordWrap(True)
+    return label
+
+
+class CharacterPage(QWidget):
+    def __init__(self, context: StudioContext, undo_stack: QUndoStack | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.context = context
+        self.catalog = context.catalog
+        self.undo_stack = undo_stack  # the library page's: deleting a reference undoes with the rest
+        self.character: CharacterRecord | None = None
+        self.train_dialog: TrainDialog | None = None
+        self.setAcceptDrops(True)
+
+        self.importer = ReferenceImporter(self.catalog, self)
+        self.importer.finished.connect(self._import_finished)
+        self.jobs = JobWatcher(context.queue, parent=self)
+        context.signals.job_finished.connect(lambda _job_id: self.jobs.poll_now())
+
+        self._build_header()
+        self._build_references()
+        self.consistency = ConsistencyBox()
+        self.consistency.edited.connect(self._consistency_edited)
+        self._build_loras()
+        self.generate_box = GenerateBox()
+        self.generate_box.generate_button.clicked.connect(self.generate)
+        self.generate_box.prompt.returnPressed.connect(self.generate)
+        self.results = ResultStrip()
+        self.jobs.updated.connect(self._job_updated)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.consistency)
+        side_layout.addWidget(self.lora_box)
+        side_layout.addWidget(self.generate_box)
+        side_layout.addStretch(1)
+
+        self.body = QSplitter()
+        self.body.addWidget(self.references_box)
+        self.body.addWidget(side)
+        self.body.setStretchFactor(0, 3)
+        self.body.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.header)
+        layout.addWidget(self.body, 1)
+        layout.addWidget(QLabel("Results (as the worker finishes them)"))
+        layout.addWidget(self.results)
+
+        # Settings are saved a moment after the last change, not on every slider tick.
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(400)
+        self._save_timer.timeout.connect(self.save_consistency)
+        self.setEnabled(False)
+
+    # -- building ---------------------------------------------------------------------------
+    def _build_header(self) -> None:
+        self.title = plain_label()
+        font = QFont(self.title.font())
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.subtitle = plain_label()
+        self.notes = plain_label()
+        self.train_button = QPushButton("Train overnight…")
+        self.train_button.setToolTip("Queue a LoRA or DreamBooth training of this character for the worker")
+        self.train_button.clicked.connect(self.open_train_dialog)
+        titles = QVBoxLayout()
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        titles.addWidget(self.notes)
+        self.header = QHBoxLayout()
+        self.header.addLayout(titles, 1)
+        self.header.addWidget(self.train_button, 0, Qt.AlignmentFlag.AlignTop)
+
+    def _build_references(self) -> None:
+        self.references = ReferenceGrid()
+        self.references.itemSelectionChanged.connect(self._reference_selection_changed)
+        self.drop_hint = QLabel()
+        self.import_message = QLabel()
+        self.import_message.setTextFormat(Qt.TextFormat.PlainText)
+        self.import_message.setWordWrap(True)
+        self.import_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.import_message.setStyleSheet("color: #b00020;")
+        self.import_message.hide()
+        self.tag_editor = ReferenceTagEditor()
+        self.tag_editor.tags_applied.connect(self.tag_selected)
+        self.delete_reference_button = QPushButton("Delete reference")
+        self.delete_reference_button.setToolTip("Move the selected references to the trash (Delete)")
+        self.delete_reference_button.clicked.connect(self.delete_selected_references)
+        delete = QAction("Delete reference", self.references)
+        delete.setShortcut(QKeySequence.StandardKey.Delete)
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.triggered.connect(self.delete_selected_references)
+        self.references.addAction(delete)
+
+        self.references_box = QGroupBox("References")
+        layout = QVBoxLayout(self.references_box)
+        layout.addWidget(self.drop_hint)
+        layout.addWidget(self.references, 1)
+        layout.addWidget(self.import_message)
+        row = QHBoxLayout()
+        row.addWidget(self.tag_editor, 1)
+        row.addWidget(self.delete_reference_button, 0, Qt.AlignmentFlag.AlignBottom)
+        layout.addLayout(row)
+
+    def _build_loras(self) -> None:
+        self.lora_versions = QTreeWidget()
+        self.lora_versions.setHeaderLabels(["Name", "Version", "Trained as", "File"])
+        self.lora_versions.setRootIsDecorated(False)
+        self.lora_versions.setMaximumHeight(110)
+        self.lora_box = QGroupBox("LoRA versions")
+        layout = QVBoxLayout(self.lora_box)
+        layout.addWidget(self.lora_versions)
+
+    # -- showing a character ------------------------------------------------------------------
+    def show_character(self, name: str, project: str) -> CharacterRecord | None:
+        """Reads the character and shows it; a refusal (deleted elsewhere) is a warning, not a crash."""
+        try:
+            character = self.catalog.show_character(name, project)
+        except LibraryError as refusal:
+            QMessageBox.warning(self, TITLE, str(refusal))
+            self.show_nothing()
+            return None
+        switched = self.character is None or self.character.id != character.id
+        self.character = character
+        self.setEnabled(True)
+        self.title.setText(character.name)
+        subtitle = f"Character in {character.project}"
+        if character.trigger_word:
+            subtitle += f" · trigger word: {character.trigger_word}"
+        self.subtitle.setText(subtitle)
+        self.notes.setText(character.notes)
+        self.notes.setVisible(bool(character.notes))
+        self._show_references(character.references)
+        self._show_loras(character)
+        if switched:
+            self.consistency.show_values(
+                character.settings.get("method", DEFAULT_METHOD), character.settings.get("strength", DEFAULT_STRENGTH)
+            )
+            self.import_message.hide()
+            self.results.clear()
+            self._load_recent(character)
+        return character
+
+    def _load_recent(self, character: CharacterRecord) -> None:
+        """Fills the strip with the character's latest images, read off the GUI thread."""
+        library = self.context.library
+
+        def shown(records) -> None:
+            if self.character is not None and self.character.id == character.id:
+                self.results.show_recent(records)
+
+        run_in_background(lambda: list_generations(library, character.name, character.project, RECENT_RESULTS), shown)
+
+    def show_nothing(self) -> None:
+        self.character = None
+        self.title.setText("No character selected")
+        for label in (self.subtitle, self.notes):
+            label.setText("")
+        self.references.clear()
+        self.lora_versions.clear()
+        self.setEnabled(False)
+
+    def reload(self) -> None:
+        if self.character is not None:
+            self.show_character(self.character.name, self.character.project)
+
+    def _show_references(self, references: list[ReferenceRecord]) -> None:
+        self.references.show_references(references)
+        self.drop_hint.setText(
+            f"{plural(len(references), 'reference')} · drop image files here to add more"
+            if references else "No references yet: drop image files here to add them."
+        )
+        self.tag_editor.set_outfits([r.outfit for r in references if r.outfit])
+        self._reference_selection_changed()
+
+    def _show_loras(self, character: CharacterRecord) -> None:
+        self.lora_versions.clear()
+        for version in character.lora_versions:
+            row = QTreeWidgetItem([version["name"], str(version.get("version") or ""), version.get("trained_as") or "", version["path"]])
+            row.setToolTip(3, version["path"])
+            self.lora_versions.addTopLevelItem(row)
+        if not character.lora_versions:
+            empty = QTreeWidgetItem(["None yet: “Train overnight…” makes one."])
+            self.lora_versions.addTopLevelItem(empty)
+            empty.setFirstColumnSpanned(True)
+        self.generate_box.show_loras(character.lora_versions)
+
+    # -- references ---------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if self.character is not None and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = image_paths(event.mimeData().urls())
+        if self.character is None or not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.add_files(paths)
+
+    @property
+    def importing(self) -> bool:
+        return self.importer.busy
+
+    def add_files(self, paths: list[str]) -> None:
+        """Imports the good files off the GUI thread; the bad ones are listed with their reasons."""
+        if self.character is None or not paths:
+            return
+        self.import_message.hide()
+        self.drop_hint.setText(f"Importing {plural(len(paths), 'file')}…")
+        self.importer.start(self.character.name, self.character.project, paths)
+
+    def _import_finished(self, report: ImportReport | None, refusal: str) -> None:
+        if report is None:
+            self.import_message.setText(f"Nothing imported: {refusal}")
+        elif report.refused:
+            self.import_message.setText(refusal_message(report))
+        self.import_message.setVisible(report is None or bool(report.refused))
+        if report is not None:
+            added = sum(1 for r in report.imported if r.outcome != "duplicate")
+            self.context.signals.status_message.emit(f"Added {plural(added, 'reference')} to {report.character}")
+            self.context.signals.library_changed.emit()
+        self.reload()
+
+    def selected_references(self) -> list[ReferenceRecord]:
+        if self.character is None:
+            return []
+        ids = set(self.references.selected_ids())
+        return [r for r in self.character.references if r.id in ids]
+
+    def _reference_selection_changed(self) -> None:
+        selected = self.selected_references()
+        self.tag_editor.edit(selected)
+        self.delete_reference_button.setEnabled(bool(selected))
+
+    def tag_selected(self, tags) -> None:
+        selected = self.selected_references()
+        try:
+            for reference in selected:
+                self.catalog.tag_reference(reference.id, tags)
+        except LibraryError as refusal:
+            QMessageBox.warning(self, TITLE, str(refusal))
+        self.reload()
+        if selected:
+            self.context.signals.library_changed.emit()
+
+    def delete_selected_references(self) -> None:
+        ids = self.references.selected_ids()
+        if not ids or self.character is None:
+            return
+        catalog = self.catalog
+
+        def delete() -> None:
+            for reference_id in ids:
+                catalog.delete_reference(reference_id)
+
+        def restore() -> None:
+            for reference_id in ids:
+                catalog.restore_reference(reference_id)
+
+        count = plural(len(ids), "reference")
+        edit = LibraryEdit(f"delete {count}", delete, restore, self._after_reference_edit)
+        refusal = edit.make()
+        if refusal:
+            QMessageBox.warning(self, TITLE, refusal)
+            return
+        if self.undo_stack is not None:
+            self.undo_stack.push(edit)
+        self.context.signals.status_message.emit(f"Moved {count} to the trash (Ctrl+Z puts them back)")
+
+    def _after_reference_edit(self, _undone: bool, refusal: str | None) -> None:
+        if refusal:
+            QMessageBox.warning(self, TITLE, refusal)
+        self.reload()
+        self.context.signals.library_changed.emit()
+
+    # -- consistency --------------------------------------------------------------------------
+    def _consistency_edited(self) -> None:
+        if self.character is not None:
+            self._save_timer.start()
+
+    def save_consistency(self) -> None:
+        self._save_timer.stop()
+        if self.character is None:
+            return
+        try:
+            self.character = self.catalog.set_consistency(
+                self.character.name, self.consistency.method_value(), self.consistency.strength_value(), self.character.project
+            )
+        except LibraryError as refusal:
+            QMessageBox.warning(self, TITLE, str(refusal))
+
+    # -- generating ---------------------------------------------------------------------------
+    def generate(self) -> JobRecord | None:
+        """Queues a "generate" job built from the box as the CLI builds one from its flags."""
+        if self.character is None:
+            return None
+        if self._save_timer.isActive():
+            self.save_consistency()
+        options = self.generate_box.options(self.character.name, self.consistency.method_value(), self.consistency.strength_value())
+        try:
+            request = request_from_options(options, self.character.project)
+            job = enqueue_generation(self.context.queue, request, None, self.character.project)
+        except (RequestError, LibraryError) as problem:
+            QMessageBox.warning(self, "Generate", f"Cannot generate: {problem}")
+            return None
+        self.results.add_job(job, request.prompt)
+        self.jobs.watch(job.id)
+        self.context.signals.jobs_changed.emit()
+        self.context.signals.status_message.emit(f"Queued job {job.id}: {plural(request.count, 'image')} of {self.character.name}")
+        return job
+
+    def _job_updated(self, job: JobRecord) -> None:
+        self.results.show_job(job)
+        if job.status == "failed":
+            reason = (job.error or "").strip().splitlines()[:1]
+            self.context.signals.status_message.emit(f"Job {job.id} failed: {reason[0] if reason else 'no reason given'}")
+
+    def load_request(self, data: dict) -> bool:
+        """Fills the box from a GenerationRequest JSON (the gallery's "reuse parameters"). The
+        method and strength show as the request had them without becoming the character's own."""
+        try:
+            request = GenerationRequest.from_json(dict(data))
+        except (RequestError, TypeError, AttributeError) as problem:
+            self.context.signals.status_message.emit(f"Cannot reuse these parameters: {problem}")
+            return False
+        self.generate_box.load(request)
+        name = self.character.name if self.character is not None else None
+        identity = next((i for i in request.identities if i.character == name), None)
+        if identity is not None:
+            self.consistency.show_values(identity.method, identity.scale)
+        elif name in request.characters:  # made of this character without an identity method
+            self.consistency.show_values("none", None)
+        self.generate_box.prompt.setFocus()
+        return True
+
+    # -- training -----------------------------------------------------------------------------
+    def open_train_dialog(self) -> TrainDialog | None:
+        if self.character is None:
+            return None
+        if not self.character.references:
+            QMessageBox.information(
+                self, "Train overnight",
+                f"{self.character.name} has no reference images to train on yet. Drop some images on this page first.",
+            )
+            return None
+        dialog = TrainDialog(self.catalog, self.character.name, self.character.project, self)
+        dialog.accepted.connect(lambda: self._training_queued(dialog.job))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        self.train_dialog = dialog
+        return dialog
+
+    def _training_queued(self, job: JobRecord | None) -> None:
+        if job is None:
+            return
+        text = f"Queued job {job.id}: training of {job.character}"
+        if job.waiting:
+            text += f"; {job.waiting}"
+        self.context.signals.jobs_changed.emit()
+        self.context.signals.status_message.emit(text)
+
+    def shutdown(self) -> None:
+        self.jobs.stop()
+        if self._save_timer.isActive():
+            self.save_consistency()

@@ -1,0 +1,79 @@
+"""Image files dropped on a character become references: decoded and stored on the thread pool
+(a large photo takes a while), the good ones imported, each bad one named with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from core.catalog import Catalog, ImportReport
+from storage.errors import LibraryError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def image_paths(urls) -> list[str]:
+    """Local files among dropped URLs; a dropped folder gives its images (one level)."""
+    paths: list[str] = []
+    for url in urls:
+        if not url.isLocalFile():
+            continue
+        path = Path(url.toLocalFile())
+        if path.is_dir():
+            paths += sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(str(path))  # not filtered by suffix: a bad file gets its own message
+    return paths
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def refusal_message(report: ImportReport) -> str:
+    lines = [f"{Path(r.path).name}: {r.reason}" for r in report.refused]
+    head = f"Added {plural(len(report.imported), 'reference')}; " if report.imported else ""
+    return head + f"{plural(len(report.refused), 'file')} not imported:\n" + "\n".join(lines)
+
+
+class _Relay(QObject):
+    finished = Signal(object, str)  # ImportReport or None, the refusal when None
+
+
+class _ImportTask(QRunnable):
+    def __init__(self, catalog: Catalog, name: str, project: str, paths: list[str], relay: _Relay):
+        super().__init__()
+        self.catalog, self.name, self.project, self.paths, self.relay = catalog, name, project, paths, relay
+
+    def run(self) -> None:
+        report, refusal = None, ""
+        try:
+            report = self.catalog.add_references(self.name, self.paths, project=self.project, skip_bad=True)
+        except LibraryError as problem:
+            refusal = str(problem)
+        except Exception as exc:  # noqa: BLE001 - the user gets a line, never a traceback
+            refusal = f"the import failed: {type(exc).__name__}: {exc}"
+        try:
+            self.relay.finished.emit(report, refusal)
+        except RuntimeError:  # the application is shutting down
+            pass
+
+
+class ReferenceImporter(QObject):
+    finished = Signal(object, str)  # ImportReport or None, the refusal when None
+
+    def __init__(self, catalog: Catalog, parent: QObject | None = None):
+        super().__init__(parent)
+        self.catalog = catalog
+        self.busy = False
+        self._relay = _Relay()  # unparented: a running import keeps it alive
+        self._relay.finished.connect(self._finished)
+
+    def start(self, name: str, project: str, paths: list[str]) -> None:
+        self.busy = True
+        QThreadPool.globalInstance().start(_ImportTask(self.catalog, name, project, list(paths), self._relay))
+
+    def _finished(self, report: ImportReport | None, refusal: str) -> None:
+        self.busy = False
+        self.finished.emit(report, refusal)

@@ -1,0 +1,138 @@
+"""Renders under the canvas, as they finish: one tile per queued render while it runs (with the
+worker's live preview when it has one), replaced by the rendered images when the job is done.
+Double-clicking an image reopens the scene it was rendered from.
+
+The jobs it tracks are read on a light timer (one row each); images are decoded off the GUI thread.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
+
+from core.generation_queries import get_generation
+from core.jobs.queue import JobQueue
+from storage.errors import LibraryError
+from studio.scene_composer.image_loader import ImageLoader
+
+THUMB = QSize(112, 112)
+POLL_MS = 400
+JOB_ROLE = Qt.ItemDataRole.UserRole
+GENERATION_ROLE = Qt.ItemDataRole.UserRole + 1
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+FINISHED = ("done", "failed", "cancelled")
+
+
+class ResultsStrip(QListWidget):
+    result_opened = Signal(int, str)  # (generation id, image path): reopen its scene
+    job_done = Signal(int, list)  # (job id, generation ids)
+    job_failed = Signal(int, str)  # (job id, the job's error)
+
+    def __init__(self, queue: JobQueue, parent=None):
+        super().__init__(parent)
+        self.queue = queue
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListView.Movement.Static)
+        self.setIconSize(THUMB)
+        self.setGridSize(QSize(THUMB.width() + 16, THUMB.height() + 34))
+        self.setFixedHeight(THUMB.height() + 58)
+        self.setHorizontalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.setToolTip("Renders of this scene; double-click one to reopen its scene")
+        self.pending: dict[int, QListWidgetItem] = {}  # job id -> its tile while it runs
+        self.loader = ImageLoader(self)
+        self.loader.loaded.connect(self._image_loaded)
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.poll)
+        self.itemDoubleClicked.connect(self._open)
+
+    def track_job(self, job_id: int) -> None:
+        item = QListWidgetItem("queued")
+        item.setData(JOB_ROLE, job_id)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        item.setToolTip(f"job {job_id}")
+        self.insertItem(0, item)
+        self.pending[job_id] = item
+        self.timer.start()
+
+    def poll(self) -> None:
+        for job_id, item in list(self.pending.items()):
+            try:
+                job = self.queue.get(job_id)
+            except LibraryError:
+                self._forget(job_id)
+                continue
+            if job.status == "done":
+                self._finished(job_id, list(job.result.get("generations", [])))
+            elif job.status in ("failed", "cancelled"):
+                item.setText(job.status)
+                item.setToolTip(job.error or job.status)
+                self._forget(job_id)
+                self.job_failed.emit(job_id, job.error or job.status)
+            else:
+                percent = f" {100 * job.step // job.total}%" if job.total else ""
+                item.setText(f"{job.status}{percent}")
+                item.setToolTip(job.waiting or job.message or f"job {job_id}")
+                if job.sample:
+                    self.loader.load(("preview", job_id), job.sample, THUMB)
+        if not self.pending:
+            self.timer.stop()
+
+    def _forget(self, job_id: int) -> None:
+        self.pending.pop(job_id, None)
+
+    def _finished(self, job_id: int, generation_ids: list[int]) -> None:
+        tile = self.pending.pop(job_id)
+        row = self.row(tile)
+        self.takeItem(row)
+        for offset, generation_id in enumerate(generation_ids):
+            try:
+                record = get_generation(self.queue.library, int(generation_id))
+            except LibraryError:
+                continue
+            item = QListWidgetItem(f"#{record.id}" + ("  best" if record.best else ""))
+            item.setData(GENERATION_ROLE, record.id)
+            item.setData(PATH_ROLE, record.path)
+            item.setToolTip(f"#{record.id}, seed {record.seed}, {record.width}×{record.height}\nDouble-click to reopen its scene")
+            self.insertItem(row + offset, item)
+            self.loader.load(("result", record.id), record.path, THUMB)
+        self.job_done.emit(job_id, [int(g) for g in generation_ids])
+
+    def _image_loaded(self, key: object, image: QImage) -> None:
+        if image.isNull():
+            return
+        kind, ident = key
+        for row in range(self.count()):
+            item = self.item(row)
+            matches = item.data(JOB_ROLE) == ident if kind == "preview" else item.data(GENERATION_ROLE) == ident
+            if matches:
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def results(self) -> list[int]:
+        """The generation ids shown, left to right."""
+        ids = [self.item(row).data(GENERATION_ROLE) for row in range(self.count())]
+        return [i for i in ids if i is not None]
+
+    def item_of(self, generation_id: int) -> QListWidgetItem | None:
+        for row in range(self.count()):
+            if self.item(row).data(GENERATION_ROLE) == generation_id:
+                return self.item(row)
+        return None
+
+    def _open(self, item: QListWidgetItem) -> None:
+        generation_id = item.data(GENERATION_ROLE)
+        if generation_id is not None:
+            self.result_opened.emit(int(generation_id), item.data(PATH_ROLE))
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.count() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, "Renders appear here (Ctrl+R renders the scene)")
+
+    def shutdown(self) -> None:
+        self.timer.stop()
