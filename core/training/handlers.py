@@ -59,6 +59,10 @@ def train_dreambooth(context: JobContext) -> dict[str, Any]:
     return run_training(context, "dreambooth")
 
 
+# "preempt" is also what a worker that shuts down answers: either way the job goes back to the queue.
+STOP_WORDS = {"pause": "paused", "preempt": "back in the queue", "window": "its time window closed"}
+
+
 def config_from_payload(payload: dict[str, Any]) -> TrainingConfig:
     """The payload is TrainingConfig.to_json(), or {"config": that}."""
     values = payload.get("config", payload) if isinstance(payload, dict) else payload
@@ -261,7 +265,8 @@ class _Training:
             checkpoint = self._checkpoint(trainer)
         else:
             checkpoint = None  # nothing trained yet: the next run starts at step 0 anyway
-        self.context.progress(step, self.total, message=f"stopped at step {step} ({reason})", checkpoint=checkpoint)
+        why = STOP_WORDS.get(reason, reason)
+        self.context.progress(step, self.total, message=f"stopped at step {step}: {why}", checkpoint=checkpoint)
         raise JobStopped(reason)
 
     def _checkpoint(self, trainer: LoraTrainer) -> Path:
