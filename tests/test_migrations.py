@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from storage.db import Database
 from storage.library import DB_FILENAME, open_library
-from storage.migrate import current_revision, head_revision, upgrade_to_head
+from storage.migrate import NEWEST_REVISION, current_revision, head_revision, upgrade_to_head
 from storage.schema import Base
 
 
@@ -79,3 +79,8 @@ def test_a_library_with_data_from_the_first_release_upgrades_keeping_it(tmp_path
         assert (row[0], row[1], row[2]) == (5, 0, "[]")
         assert connection.exec_driver_sql("SELECT name FROM characters").scalar() == "Aria"
     db.dispose()
+
+
+def test_the_newest_revision_constant_is_alembic_s_head():
+    # upgrade_to_head skips alembic when a library is at NEWEST_REVISION: a new migration must move it.
+    assert NEWEST_REVISION == head_revision()
