@@ -69,6 +69,7 @@ class CharacterPage(QWidget):
         self.importer.finished.connect(self._import_finished)
         self.jobs = JobWatcher(context.queue, parent=self)
         context.signals.job_finished.connect(lambda _job_id: self.jobs.poll_now())
+        context.signals.models_changed.connect(self.reload)  # e.g. a training finished: a new LoRA version
 
         self._build_header()
         self._build_references()

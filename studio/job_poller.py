@@ -6,6 +6,7 @@ Pages never poll the queue themselves; they listen to `context.signals`:
                                     page's order (see `display_order`); only when something changed
     job_finished(int)               a job the poller saw become "done"
     generations_added(list[int])    the generations such a job made (its result["generations"])
+    models_changed()                a training job finished: it registered a model
 `context.poller.records` holds the latest list for a page built later. A read is a QRunnable on
 the poller's own one-thread pool; at most one is in flight, and its answer comes back to the GUI
 thread as a queued signal, so a slow disk never stalls the window.
@@ -162,3 +163,5 @@ class JobPoller(QObject):
                 generations = [int(g) for g in record.result.get("generations") or []]
                 if generations:
                     self.signals.generations_added.emit(generations)
+                if record.kind.startswith("train-"):
+                    self.signals.models_changed.emit()  # the training registered a new LoRA version
