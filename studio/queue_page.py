@@ -370,6 +370,7 @@ class WorkerPanel(QWidget):
             return
         self.keep_running.setChecked(self.supervisor.keep_running_after_close)
         self.keep_running.toggled.connect(self.supervisor.set_keep_running_after_close)
+        self.supervisor.keep_running_changed.connect(self.keep_running.setChecked)  # changed in Settings
         self.start_button.clicked.connect(self.supervisor.start)
         self.stop_button.clicked.connect(self.supervisor.stop)
         self.restart_button.clicked.connect(self.supervisor.restart)

@@ -86,7 +86,12 @@ class SettingsPanel(QWidget):
         self.keep_running_box = QCheckBox("Keep training after I close the app")
         self.keep_running_box.setToolTip("The worker goes on with queued trainings when the studio closes; it stops when the queue is empty.")
         self.keep_running_box.setChecked(setting_flag(settings, KEEP_RUNNING_KEY))
-        self.keep_running_box.toggled.connect(lambda checked: self._store(KEEP_RUNNING_KEY, bool(checked)))
+        supervisor = getattr(context, "supervisor", None)
+        if supervisor is not None:  # it owns the choice, and keeps the Queue page's checkbox in step
+            self.keep_running_box.toggled.connect(supervisor.set_keep_running_after_close)
+            supervisor.keep_running_changed.connect(self.keep_running_box.setChecked)
+        else:
+            self.keep_running_box.toggled.connect(lambda checked: self._store(KEEP_RUNNING_KEY, bool(checked)))
         worker_box = QGroupBox("Worker (generation and training)")
         worker_form = QFormLayout(worker_box)
         worker_form.addRow("Device", self.device_box)

@@ -119,6 +119,7 @@ class WorkerSupervisor(QObject):
 
     changed = Signal()  # the state, pid or device changed
     event = Signal(str)  # a line for the user: crashes, restarts, attaching
+    keep_running_changed = Signal(bool)  # the "keep training after I close the app" choice
 
     def __init__(
         self,
@@ -196,7 +197,11 @@ class WorkerSupervisor(QObject):
         return setting_flag(self.settings, KEEP_RUNNING_KEY)
 
     def set_keep_running_after_close(self, keep: bool) -> None:
+        """Stored, and told to every checkbox that shows it (the Queue page and the Settings tab)."""
+        if bool(keep) == self.keep_running_after_close:
+            return
         self.settings.setValue(KEEP_RUNNING_KEY, bool(keep))
+        self.keep_running_changed.emit(bool(keep))
 
     def describe(self) -> str:
         pid = f", pid {self.pid}" if self.pid else ""

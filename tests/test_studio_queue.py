@@ -391,3 +391,14 @@ def test_the_poller_announces_a_job_that_ran_entirely_between_two_reads(library,
     qtbot.wait(300)
     assert len(updates) == 2  # nothing changed since: no more updates
     poller.stop()
+
+
+def test_keep_training_after_close_is_one_choice_shown_in_two_places(window, page, settings, qtbot):
+    settings_tab = window.page("models").settings_panel
+    assert not page.worker_panel.keep_running.isChecked() and not settings_tab.keep_running_box.isChecked()
+    page.worker_panel.keep_running.click()
+    assert settings_tab.keep_running_box.isChecked()  # the Settings tab follows the Queue page
+    assert window.context.supervisor.keep_running_after_close
+    settings_tab.keep_running_box.click()
+    assert not page.worker_panel.keep_running.isChecked()  # and the other way round
+    assert settings.value("worker/keep_running_after_close") in (False, "false")
