@@ -113,16 +113,6 @@ def describe_progress(record: JobRecord) -> str:
     return f"{record.step}/{record.total}" if record.total else (str(record.step) if record.step else "-")
 
 
-def note(record: JobRecord) -> str:
-    if record.stopping:
-        return f"stopping ({record.status} asked)"
-    if record.error:
-        return record.error
-    if record.waiting:
-        return record.waiting
-    return record.message or ""
-
-
 def jobs_list(catalog: Catalog, args, out: Output) -> None:
     queue = JobQueue(catalog.library)
     records = queue.list(status=args.status or None, kind=args.kind, character=args.character, project=args.project, limit=args.limit)
@@ -135,7 +125,7 @@ def jobs_list(catalog: Catalog, args, out: Output) -> None:
             f"{r.loss:.4f}" if r.loss is not None else "-",
             format_duration(r.eta_s),
             r.character or "-",
-            note(r)[:60],
+            r.note[:60],
         )
         for r in records
     ]

@@ -34,7 +34,6 @@ from storage.errors import LibraryError
 from studio.background_call import run_in_background
 from studio.consistency_box import DEFAULT_METHOD, DEFAULT_STRENGTH, ConsistencyBox
 from studio.context import StudioContext
-from studio.job_watcher import JobWatcher
 from studio.library_edits import LibraryEdit
 from studio.quick_generate import GenerateBox, ResultStrip
 from studio.reference_grid import ReferenceGrid
@@ -46,12 +45,25 @@ TITLE = "Character Studio"
 RECENT_RESULTS = 12
 
 
+FINISHED_STATUSES = ("done", "failed", "cancelled")
+
+
 def plain_label(text: str = "") -> QLabel:
     # Names and notes are user text: shown as typed, never interpreted as rich text.
     label = QLabel(text)
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setWordWrap(True)
+    return label
+
+
+def title_label() -> QLabel:
+    """A page's heading: plain text, half as large again as the body, bold."""
+    label = plain_label()
+    font = QFont(label.font())
+    font.setPointSizeF(font.pointSizeF() * 1.5)
+    font.setBold(True)
+    label.setFont(font)
     return label
 
 
@@ -67,8 +79,9 @@ class CharacterPage(QWidget):
 
         self.importer = ReferenceImporter(self.catalog, self)
         self.importer.finished.connect(self._import_finished)
-        self.jobs = JobWatcher(context.queue, parent=self)
-        context.signals.job_finished.connect(lambda _job_id: self.jobs.poll_now())
+        # The jobs this page queued, followed through the window's job poller until they end.
+        self.followed_jobs: set[int] = set()
+        context.signals.jobs_updated.connect(self._jobs_updated)
         context.signals.models_changed.connect(self.reload)  # e.g. a training finished: a new LoRA version
 
         self._build_header()
@@ -80,7 +93,6 @@ class CharacterPage(QWidget):
         self.generate_box.generate_button.clicked.connect(self.generate)
         self.generate_box.prompt.returnPressed.connect(self.generate)
         self.results = ResultStrip()
-        self.jobs.updated.connect(self._job_updated)
 
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -111,11 +123,7 @@ class CharacterPage(QWidget):
 
     # -- building ---------------------------------------------------------------------------
     def _build_header(self) -> None:
-        self.title = plain_label()
-        font = QFont(self.title.font())
-        font.setPointSizeF(font.pointSizeF() * 1.5)
-        font.setBold(True)
-        self.title.setFont(font)
+        self.title = title_label()
         self.subtitle = plain_label()
         self.notes = plain_label()
         self.train_button = QPushButton("Train overnight…")
@@ -368,10 +376,17 @@ class CharacterPage(QWidget):
             QMessageBox.warning(self, "Generate", f"Cannot generate: {problem}")
             return None
         self.results.add_job(job, request.prompt)
-        self.jobs.watch(job.id)
+        self.followed_jobs.add(job.id)
         self.context.signals.jobs_changed.emit()
         self.context.signals.status_message.emit(f"Queued job {job.id}: {plural(request.count, 'image')} of {self.character.name}")
         return job
+
+    def _jobs_updated(self, records: list[JobRecord]) -> None:
+        for job in records:
+            if job.id in self.followed_jobs:
+                self._job_updated(job)
+                if job.status in FINISHED_STATUSES:
+                    self.followed_jobs.discard(job.id)
 
     def _job_updated(self, job: JobRecord) -> None:
         self.results.show_job(job)
@@ -424,6 +439,5 @@ class CharacterPage(QWidget):
         self.context.signals.status_message.emit(text)
 
     def shutdown(self) -> None:
-        self.jobs.stop()
         if self._save_timer.isActive():
             self.save_consistency()

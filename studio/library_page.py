@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, QSettings, Qt
-from PySide6.QtGui import QAction, QFont, QKeySequence, QUndoStack
+from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QInputDialog,
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from core.records import CharacterRecord, ProjectRecord
 from storage.errors import LibraryError
-from studio.character_page import CharacterPage, plain_label
+from studio.character_page import CharacterPage, plain_label, title_label
 from studio.context import StudioContext
 from studio.library_edits import LibraryEdit
 
@@ -90,11 +90,7 @@ class LibraryTree(QTreeWidget):
 class ProjectSummary(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.title = plain_label()
-        font = QFont(self.title.font())
-        font.setPointSizeF(font.pointSizeF() * 1.5)
-        font.setBold(True)
-        self.title.setFont(font)
+        self.title = title_label()
         self.subtitle = plain_label()
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)

@@ -86,16 +86,6 @@ def describe_window(record: JobRecord) -> str:
     return ""
 
 
-def describe_note(record: JobRecord) -> str:
-    if record.stopping:
-        return f"stopping ({record.status} asked)"
-    if record.error:
-        return record.error
-    if record.waiting:
-        return record.waiting
-    return record.message or ""
-
-
 def describe_progress(record: JobRecord) -> str:
     if record.total:
         return f"{record.step}/{record.total}"
@@ -149,7 +139,7 @@ class JobTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(record, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == len(COLUMNS) - 1:
-            return describe_note(record) or None
+            return record.note or None
         if role == Qt.ItemDataRole.ForegroundRole and record.status == "failed" and column in (STATUS_COLUMN, len(COLUMNS) - 1):
             return FAILED_COLOR
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, COLUMNS.index("Loss"), COLUMNS.index("ETA")):
@@ -175,7 +165,7 @@ class JobTableModel(QAbstractTableModel):
             return format_duration(record.eta_s) if record.status == "running" else ""
         if name == "Window":
             return describe_window(record)
-        return describe_note(record)
+        return record.note
 
     def set_records(self, records: list[JobRecord]) -> None:
         old = {r.id: r for r in self.records}
@@ -442,7 +432,7 @@ class JobDetails(QWidget):
             parts.append(f"about {format_duration(record.eta_s)} left")
         if describe_window(record):
             parts.append(f"runs {describe_window(record)}")
-        note = describe_note(record) if not record.error else ""
+        note = record.note if not record.error else ""
         self.summary.setText(" · ".join(parts) + (f"\n{note}" if note else ""))
         self.summary.show()
         self.error.setText(record.error or "")

@@ -41,10 +41,17 @@ def demo_library(tmp_path):
 
 
 @pytest.fixture
-def context(demo_library, tmp_path):
+def context(demo_library, tmp_path, qapp):
     from PySide6.QtCore import QSettings
 
-    return StudioContext.open(demo_library, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    from studio.job_poller import JobPoller
+
+    context = StudioContext.open(demo_library, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    # The window's job poller: pages follow their jobs through it.
+    context.poller = JobPoller(context.queue, context.signals, interval_ms=100)
+    context.poller.start()
+    yield context
+    context.poller.stop()
 
 
 @pytest.fixture

@@ -48,10 +48,17 @@ def warnings(monkeypatch):
 
 
 @pytest.fixture
-def context(demo_root, tmp_path):
+def context(demo_root, tmp_path, qapp):
+    from studio.job_poller import JobPoller
+
     library = open_library(demo_root)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    yield StudioContext.open(library, settings)
+    context = StudioContext.open(library, settings)
+    # The window's job poller: the results strip follows its renders through it.
+    context.poller = JobPoller(context.queue, context.signals, interval_ms=100)
+    context.poller.start()
+    yield context
+    context.poller.stop()
     library.close()
 
 
@@ -63,7 +70,6 @@ def page(qtbot, context, warnings):
     page.show()
     qtbot.waitExposed(page)
     yield page
-    page.shutdown()
 
 
 # -- driving the canvas ---------------------------------------------------------------------------

@@ -67,6 +67,13 @@ class JobRecord:
         """Every start and resume, each with the step it ran from."""
         return [entry for entry in self.history if entry.get("event") in ("start", "resume")]
 
+    @property
+    def note(self) -> str:
+        """The one line that says most about the job now (the CLI's and the queue page's Note)."""
+        if self.stopping:
+            return f"stopping ({self.status} asked)"
+        return self.error or self.waiting or self.message or ""
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

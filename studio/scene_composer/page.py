@@ -134,6 +134,7 @@ class ScenePage(QWidget):
         self.poses = PosePanel(self.presets)
         self.properties = PropertiesPanel(self.document)
         self.results = ResultsStrip(context.queue)
+        context.signals.jobs_updated.connect(self.results.show_jobs)
         self.best_of = QSpinBox()
         self.best_of.setRange(1, 16)
         self.best_of.setPrefix("best of ")
@@ -435,6 +436,3 @@ class ScenePage(QWidget):
             self.best_of.setValue(int(settings.value("scene/best_of", 1)))
         except (TypeError, ValueError):
             pass
-
-    def shutdown(self) -> None:
-        self.results.shutdown()

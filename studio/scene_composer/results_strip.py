@@ -2,26 +2,25 @@
 worker's live preview when it has one), replaced by the rendered images when the job is done.
 Double-clicking an image reopens the scene it was rendered from.
 
-The jobs it tracks are read on a light timer (one row each); images are decoded off the GUI thread.
+Its jobs are followed through the window's job poller (which reads off the GUI thread); images are
+decoded off the GUI thread.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
 
 from core.generation_queries import get_generation
-from core.jobs.queue import JobQueue
+from core.jobs.queue import JobQueue, JobRecord
 from storage.errors import LibraryError
 from studio.scene_composer.image_loader import ImageLoader
 
 THUMB = QSize(112, 112)
-POLL_MS = 400
 JOB_ROLE = Qt.ItemDataRole.UserRole
 GENERATION_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
-FINISHED = ("done", "failed", "cancelled")
 
 
 class ResultsStrip(QListWidget):
@@ -44,9 +43,6 @@ class ResultsStrip(QListWidget):
         self.pending: dict[int, QListWidgetItem] = {}  # job id -> its tile while it runs
         self.loader = ImageLoader(self)
         self.loader.loaded.connect(self._image_loaded)
-        self.timer = QTimer(self)
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self.poll)
         self.itemDoubleClicked.connect(self._open)
 
     def track_job(self, job_id: int) -> None:
@@ -56,15 +52,14 @@ class ResultsStrip(QListWidget):
         item.setToolTip(f"job {job_id}")
         self.insertItem(0, item)
         self.pending[job_id] = item
-        self.timer.start()
 
-    def poll(self) -> None:
-        for job_id, item in list(self.pending.items()):
-            try:
-                job = self.queue.get(job_id)
-            except LibraryError:
-                self._forget(job_id)
+    def show_jobs(self, records: list[JobRecord]) -> None:
+        """The window's job poller read the queue (off the GUI thread): follow this strip's jobs."""
+        for job in records:
+            item = self.pending.get(job.id)
+            if item is None:
                 continue
+            job_id = job.id
             if job.status == "done":
                 self._finished(job_id, list(job.result.get("generations", [])))
             elif job.status in ("failed", "cancelled"):
@@ -78,8 +73,6 @@ class ResultsStrip(QListWidget):
                 item.setToolTip(job.waiting or job.message or f"job {job_id}")
                 if job.sample:
                     self.loader.load(("preview", job_id), job.sample, THUMB)
-        if not self.pending:
-            self.timer.stop()
 
     def _forget(self, job_id: int) -> None:
         self.pending.pop(job_id, None)
@@ -133,6 +126,3 @@ class ResultsStrip(QListWidget):
             painter = QPainter(self.viewport())
             painter.setPen(self.palette().placeholderText().color())
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, "Renders appear here (Ctrl+R renders the scene)")
-
-    def shutdown(self) -> None:
-        self.timer.stop()
