@@ -17,6 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     window_options.add_argument("--library")
     known, rest = window_options.parse_known_args(argv)
     if not rest or rest == ["gui"]:
+        # Before Qt loads: a missing system library would otherwise abort inside Qt, naming a
+        # plugin rather than the package to install.
+        from studio.qt_platform import window_problem
+
+        problem = window_problem()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
         from studio.app import run_studio
 
         return run_studio(known.library)

@@ -26,6 +26,10 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--until-idle", action="store_true", help="exit when no job can run now (jobs waiting for their window do not count)")
     p.add_argument("--poll", type=float, default=1.0, metavar="S", help="seconds between looks at an empty queue (default 1)")
     p.add_argument("--nice", type=int, default=0, metavar="N", help="lower this process's CPU priority by N (the studio uses 5, so its window stays responsive)")
+    p.add_argument(
+        "--studio-link", action="store_true",
+        help="stdin is a pipe from the studio that started this worker: stop (checkpointing a training) when it closes, unless the studio said to keep running",
+    )
     add_engine_options(p)
 
     jobs = tree.group("jobs", "list, show, cancel, pause, resume and retry queued jobs")
@@ -88,6 +92,14 @@ def worker(catalog: Catalog, args, out: Output) -> None:
         runner.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if args.studio_link:
+        from core.jobs.studio_link import StudioLink
+
+        def studio_gone(reason: str) -> None:
+            log(f"stopping: {reason} (the running job checkpoints and goes back to the queue)")
+            runner.request_stop()
+
+        StudioLink(sys.stdin.buffer, studio_gone, log).start()
     try:
         ran = runner.run(until_idle=args.until_idle)
     finally:

@@ -6,7 +6,9 @@ with the device and memory options from the settings, its output appended to
 <library>/jobs/worker.log. The worker runs in its own session, so closing the studio or a Ctrl+C
 in the studio's terminal never reaches it by accident: on close the studio sends it SIGTERM (it
 checkpoints its training and puts it back in the queue) unless the user chose "keep training after
-I close the app", and then it is left running. A later studio attaches to that worker and, on
+I close the app", and then it is left running. The worker's stdin is a pipe from the studio
+(core.jobs.studio_link): when the studio dies without closing (a crash, a SIGKILL) the pipe closes
+and the worker stops by itself, unless the user chose to keep it training. A later studio attaches to that worker and, on
 close, treats it as its own (jobs/studio-worker.pid says which worker a studio started); a worker
 started from a terminal is never stopped by the studio's close.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
+from core.jobs.studio_link import keep_running_line
 from core.jobs.worker_lock import WorkerInfo, jobs_dir, running_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +74,10 @@ WORKER_NICENESS = 5
 
 
 def worker_command(library_root: Path, settings: QSettings) -> list[str]:
-    return [sys.executable, str(REPO_ROOT / "main.py"), "--library", str(library_root), "worker", "--nice", str(WORKER_NICENESS), *worker_options(settings)]
+    return [
+        sys.executable, str(REPO_ROOT / "main.py"), "--library", str(library_root),
+        "worker", "--studio-link", "--nice", str(WORKER_NICENESS), *worker_options(settings),
+    ]
 
 
 def describe_exit(code: int) -> str:
@@ -201,6 +207,7 @@ class WorkerSupervisor(QObject):
         if bool(keep) == self.keep_running_after_close:
             return
         self.settings.setValue(KEEP_RUNNING_KEY, bool(keep))
+        self._tell_worker_keep_running()
         self.keep_running_changed.emit(bool(keep))
 
     def describe(self) -> str:
@@ -288,7 +295,7 @@ class WorkerSupervisor(QObject):
                 log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} the studio starts: {' '.join(command)}\n".encode())
                 log.flush()
                 self.process = subprocess.Popen(
-                    command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    command, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                     **_own_session(),
                 )
         except OSError as exc:
@@ -296,6 +303,7 @@ class WorkerSupervisor(QObject):
             self._say(f"The worker could not be started: {exc}")
             self._set_state("gave up")
             return
+        self._tell_worker_keep_running()
         try:
             self.started_path.write_text(str(self.process.pid))
         except OSError:
@@ -325,6 +333,8 @@ class WorkerSupervisor(QObject):
                         self.chosen_device = device_from_log(self.log_path, self.info.worker)
                         self._set_state("running")
                 return
+            if self.process.stdin is not None:
+                self.process.stdin.close()
             self.process = None
             self.info = None
             if self._stop_asked:
@@ -381,6 +391,17 @@ class WorkerSupervisor(QObject):
         self._say("The worker was restarted" if self.process is not None else self.describe())
 
     # -- helpers ---------------------------------------------------------------------------------------
+    def _tell_worker_keep_running(self) -> None:
+        """Tells our worker, down its stdin, whether to outlive the studio (see core.jobs.studio_link)."""
+        pipe = self.process.stdin if self.process is not None else None
+        if pipe is None:
+            return
+        try:
+            pipe.write(keep_running_line(self.keep_running_after_close))
+            pipe.flush()
+        except (OSError, ValueError):
+            pass  # the worker is gone: the watch reports it
+
     def _set_state(self, state: str) -> None:
         self.state = state
         self.changed.emit()

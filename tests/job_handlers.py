@@ -85,11 +85,20 @@ def main() -> None:
     parser.add_argument("library")
     parser.add_argument("--dead-after", type=float, default=30.0)
     parser.add_argument("--forever", action="store_true")
+    parser.add_argument("--studio-link", action="store_true")
     args = parser.parse_args()
     register()
     with open_library(args.library) as library:
         worker = Worker(library, device="cpu", dead_after=args.dead_after, poll_interval=0.05, progress_interval=0.1, stop_check_interval=0.02)
         print(worker.worker_id, flush=True)
+        if args.studio_link:
+            from core.jobs.studio_link import StudioLink
+
+            def studio_gone(reason: str) -> None:
+                print(f"stopping: {reason}", flush=True)
+                worker.request_stop()
+
+            StudioLink(sys.stdin.buffer, studio_gone, print).start()
         ran = worker.run(until_idle=not args.forever)
         print(json.dumps([{"id": r.id, "status": r.status} for r in ran]), flush=True)
     sys.exit(0)

@@ -60,11 +60,11 @@ def spawn_worker():
     """Starts worker subprocesses (`python -m tests.job_handlers LIBRARY`); none outlives its test."""
     started: list[subprocess.Popen] = []
 
-    def spawn(library_root: Path, *flags: str) -> subprocess.Popen:
+    def spawn(library_root: Path, *flags: str, stdin=None) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"}
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.job_handlers", str(library_root), *flags],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         started.append(process)
         return process
@@ -243,6 +243,42 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint(library, spawn_worker
     assert steps == list(range(1, killed_at + 1)) + list(range(checkpoint + 1, 41))
     runs = [line for line in job_handlers.step_log(jobs_dir(library.root) / str(job.id)) if line.startswith("run")]
     assert runs[1].endswith(f"from {checkpoint}")
+
+
+def studio_pipe() -> tuple[int, int]:
+    """A pipe like the one the studio gives its worker as stdin: (read end for the worker, write end)."""
+    return os.pipe()
+
+
+def test_a_worker_whose_studio_is_gone_checkpoints_its_training_and_exits(library, spawn_worker):
+    """The studio's pipe closes (as it does when the studio is SIGKILLed): the worker stops by
+    itself, its training checkpointed and back in the queue; the next worker resumes it."""
+    queue = JobQueue(library)
+    job = count_job(queue, steps=200, every=5, delay=0.02)
+    read, write = studio_pipe()
+    first = spawn_worker(library.root, "--forever", "--studio-link", stdin=read)
+    os.close(read)
+    os.write(write, b"keep-running 0\n")
+    wait_for(lambda: job_store.checkpoint_step(_row(library, job.id)) >= 5, what="a first checkpoint")
+    os.close(write)  # what the studio's death does to the pipe
+    said, err = first.communicate(timeout=30)
+    assert first.returncode == 0 and "stopping: the studio that started this worker is gone" in said, err
+    stopped = queue.get(job.id)
+    assert stopped.status == "queued" and stopped.history[-1]["event"] == "stopped" and stopped.history[-1]["reason"] == "shutdown"
+    at = job_store.checkpoint_step(_row(library, job.id))
+    assert at == steps_run(library, job.id)[-1]  # checkpointed where it stopped: nothing to redo
+
+    # A studio closed with "keep training after I close the app": its worker goes on to the end.
+    read, write = studio_pipe()
+    second = spawn_worker(library.root, "--studio-link", stdin=read)  # until idle
+    os.close(read)
+    os.write(write, b"keep-running 1\n")
+    os.close(write)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    record = queue.get(job.id)
+    assert record.status == "done" and starts(record) == [("start", 0), ("resume", at)]
+    assert steps_run(library, job.id).count(1) == 1
 
 
 def test_a_silent_worker_on_another_machine_is_taken_for_dead_after_its_heartbeat_timeout(library):

@@ -19,6 +19,7 @@ from pathlib import Path
 # Qt must never try to open a display in tests (conftest sets this too; this module may run alone).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import psutil
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
@@ -323,6 +324,35 @@ def test_keep_training_after_close_leaves_the_worker_running_for_the_next_studio
     assert processes[0].wait(timeout=15) == -signal.SIGTERM  # asked to stop (this light worker has no handler for it)
 
 
+def test_a_killed_studio_leaves_no_worker_behind(library, tmp_path, processes):
+    """The real app, SIGKILLed: the worker it started notices its pipe close and exits by itself
+    (a crash of the window must not leave an idle worker holding the GPU forever)."""
+    library.close()
+    env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"}
+    env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))  # settings of its own: no "keep training"
+    studio = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), "--library", str(library.root)], cwd=REPO_ROOT, env=env)
+    processes.append(studio)
+    deadline = time.monotonic() + 60
+    while not running_workers(library.root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = running_workers(library.root)
+    assert len(workers) == 1 and studio.poll() is None
+    os.kill(studio.pid, signal.SIGKILL)
+    studio.wait(timeout=10)
+    def worker_gone() -> bool:  # exited; a zombie waiting for init to reap it counts as gone
+        try:
+            return psutil.Process(workers[0].pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 60
+    while not worker_gone() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker_gone() and running_workers(library.root) == []
+    log = (library.root / "jobs" / "worker.log").read_text()
+    assert "stopping: the studio that started this worker is gone" in log
+
+
 def test_a_worker_that_keeps_crashing_is_given_up_with_its_last_words(library, settings, qtbot, watched):
     crashing = [sys.executable, "-c", "import sys; print('error: no CUDA device is available', flush=True); sys.exit(1)"]
     supervisor = WorkerSupervisor(library.root, settings, command=crashing, check_ms=50, restart_delays_s=(0.05,), max_crashes=3)
@@ -341,7 +371,7 @@ def test_worker_options_come_from_the_settings(settings):
     settings.setValue("worker/cpu_offload", "false")
     assert worker_options(settings) == ["--device", "cpu", "--precision", "fp16", "--vae-tiling"]
     command = worker_command(Path("/lib"), settings)
-    assert command[-8:] == ["worker", "--nice", "5", "--device", "cpu", "--precision", "fp16", "--vae-tiling"]
+    assert command[-9:] == ["worker", "--studio-link", "--nice", "5", "--device", "cpu", "--precision", "fp16", "--vae-tiling"]
 
 
 def test_the_queue_knows_which_kinds_a_worker_takes_first():

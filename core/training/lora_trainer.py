@@ -112,7 +112,7 @@ class LoraTrainer:
 
     # -- model set-up ---------------------------------------------------------------------
     def _set_up_weights(self) -> None:
-        from peft import LoraConfig
+        from peft import LoraConfig, inject_adapter_in_model
 
         config = self.config
         torch.manual_seed(config.seed)  # LoRA initialisation
@@ -130,7 +130,9 @@ class LoraTrainer:
             self.unet.add_adapter(LoraConfig(**lora, target_modules=UNET_TARGETS))
             if config.train_text_encoder:
                 for encoder in self.text_encoders.values():
-                    encoder.add_adapter(LoraConfig(**lora, target_modules=TEXT_TARGETS))
+                    # peft itself, not transformers' `add_adapter`: that one gates on its own idea of
+                    # the peft version and has refused the newest peft release before.
+                    inject_adapter_in_model(LoraConfig(**lora, target_modules=TEXT_TARGETS), encoder, adapter_name="default")
                     encoder.train()
         self.unet.train()
         if config.gradient_checkpointing:
