@@ -99,7 +99,7 @@ def worker(catalog: Catalog, args, out: Output) -> None:
             log(f"stopping: {reason} (the running job checkpoints and goes back to the queue)")
             runner.request_stop()
 
-        StudioLink(sys.stdin.buffer, studio_gone, log).start()
+        StudioLink(sys.stdin.fileno(), studio_gone, log).start()
     try:
         ran = runner.run(until_idle=args.until_idle)
     finally:

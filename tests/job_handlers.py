@@ -98,7 +98,7 @@ def main() -> None:
                 print(f"stopping: {reason}", flush=True)
                 worker.request_stop()
 
-            StudioLink(sys.stdin.buffer, studio_gone, print).start()
+            StudioLink(sys.stdin.fileno(), studio_gone, print).start()
         ran = worker.run(until_idle=not args.forever)
         print(json.dumps([{"id": r.id, "status": r.status} for r in ran]), flush=True)
     sys.exit(0)

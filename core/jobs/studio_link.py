@@ -11,8 +11,9 @@ The studio writes one line whenever that choice changes: `keep-running 1` or `ke
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import BinaryIO, Callable
+from typing import Callable
 
 KEEP_RUNNING = "keep-running"
 
@@ -22,23 +23,35 @@ def keep_running_line(keep: bool) -> bytes:
 
 
 class StudioLink(threading.Thread):
-    """Reads the studio's lines; calls `on_gone(reason)` once when the pipe closes, unless the
-    studio asked to keep running."""
+    """Reads the studio's lines from file descriptor `fd`; calls `on_gone(reason)` once when the
+    pipe closes, unless the studio asked to keep running.
 
-    def __init__(self, stream: BinaryIO, on_gone: Callable[[str], None], log: Callable[[str], None] | None = None):
+    Plain `os.read` on the descriptor, not `sys.stdin`: a daemon thread blocked inside
+    sys.stdin's buffered reader holds its lock, and the interpreter aborts at exit trying to take
+    it ("could not acquire lock for <_io.BufferedReader name='<stdin>'>").
+    """
+
+    def __init__(self, fd: int, on_gone: Callable[[str], None], log: Callable[[str], None] | None = None):
         super().__init__(name="studio-link", daemon=True)
-        self.stream = stream
+        self.fd = fd
         self.on_gone = on_gone
         self.log = log or (lambda line: None)
         self.keep_running = False
         self.closed = threading.Event()
 
     def run(self) -> None:
-        try:
-            for raw in iter(self.stream.readline, b""):
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                chunk = b""  # a broken pipe is the studio gone too
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
                 self._read(raw.decode("utf-8", "replace").strip())
-        except (OSError, ValueError):
-            pass  # a broken pipe is the studio gone too
         self.closed.set()
         if self.keep_running:
             self.log("the studio that started this worker closed; it keeps running, as the studio asked")
