@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.catalog import Catalog
@@ -172,6 +173,23 @@ def test_a_placement_lora_changes_only_its_own_region(studio):
     far_from_kael = np.zeros_like(kael_region)
     far_from_kael[:, :48] = True  # beyond the soft edge of Kael's region
     assert difference[far_from_kael].max() == 0
+
+
+def test_the_whole_two_character_pipeline_runs_in_bf16_on_the_cpu(studio):
+    """IP-Adapter for both, ControlNet, regional prompts and a LoRA detail pass, in bfloat16: a
+    dtype mismatch anywhere on that path fails here rather than on the user's GPU."""
+    from core.generation import GenerationService
+    from core.scene.render import SceneRenderer
+
+    library, _, _ = studio
+    renderer = SceneRenderer(library, GenerationService(library, device="cpu", precision="bf16"), presets=OnePose())
+    kael = Placement(**{**fight_scene().placements[1].__dict__, "lora": "kael-style:1.0", "detail_strength": 0.9})
+    [record] = renderer.render(fight_scene(placements=(fight_scene().placements[0], kael)))
+    pixels = np.asarray(Image.open(record.path)).astype(int)
+    assert pixels.shape == (64, 128, 3) and pixels.std() > 1  # an image, not a constant (NaN renders black)
+    request = record.request
+    assert len(request["identities"]) == 2 and len(request["regions"]) == 2 and request["controls"]
+    assert renderer.service.engine.device.dtype == torch.bfloat16
 
 
 def test_scene_with_a_background_starts_from_it(studio, tmp_path):

@@ -26,9 +26,14 @@ class RegionTensors:
     mask: torch.Tensor  # (latent_h, latent_w), values in [0, 1]
 
 
-class RegionalCrossAttention:
+class RegionalCrossAttention(torch.nn.Module):
+    """A module, like the IP-Adapter processors it may wrap: a plain object set as `attn.processor`
+    would drop their `to_k_ip`/`to_v_ip` weights out of the UNet's module tree for the duration of
+    the generation, and CPU-offload hooks, which move the tree, would then leave them behind."""
+
     def __init__(self, inner, regions: list[RegionTensors], latent_size: tuple[int, int], guided: bool):
-        self.inner = inner
+        super().__init__()
+        self.inner = inner  # registered as a child when it is a module (the IP-Adapter processors)
         self.regions = regions
         self.latent_size = latent_size
         self.guided = guided
