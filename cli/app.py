@@ -20,7 +20,7 @@ from cli import (
     sheet_commands,
     train_commands,
 )
-from cli.output import Output
+from cli.output import Output, terminal_safe
 from cli.parser import CommandTree
 from core.catalog import Catalog
 from storage.errors import LibraryError
@@ -71,7 +71,7 @@ def run(argv: list[str]) -> int:
         if debug:
             traceback.print_exc()
         for line in str(exc).splitlines():
-            print(line if line.startswith(("refused", "nothing")) else f"error: {line}", file=sys.stderr)
+            print(terminal_safe(line if line.startswith(("refused", "nothing")) else f"error: {line}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -84,5 +84,5 @@ def run(argv: list[str]) -> int:
         if debug:
             traceback.print_exc()
         else:
-            print(f"error: {type(exc).__name__}: {exc} (run again with --debug for details)", file=sys.stderr)
+            print(terminal_safe(f"error: {type(exc).__name__}: {exc} (run again with --debug for details)"), file=sys.stderr)
         return 1

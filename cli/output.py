@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from typing import Any, Sequence
+
+from storage.names import BIDI_CONTROLS
+
+
+def terminal_safe(text: str) -> str:
+    """Text as the terminal may show it: control characters (an ANSI or OSC escape in a name
+    from an old library or a file) and text-direction controls written as visible escapes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"\\u{ord(char):04x}" if (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in BIDI_CONTROLS else char
+        for char in text
+    )
 
 
 class Output:
@@ -16,7 +30,7 @@ class Output:
             json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
-            print(text)
+            print(terminal_safe(text))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:

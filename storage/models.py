@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.errors import Conflict, NotFound
-from storage.projects import clean_name
+from storage.names import clean_name
 from storage.schema import Character, RegisteredModel
 
 

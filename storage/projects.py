@@ -6,23 +6,29 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.errors import Conflict, NotFound
+from storage.names import clean_name, matching, same_name, shown
 from storage.schema import Character, Project, utcnow
 
+__all__ = ["clean_name"]  # for the modules that named it here before storage.names
 
-def clean_name(name: str, what: str) -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise Conflict(f"a {what} needs a name")
-    if len(cleaned) > 200:
-        raise Conflict(f"{what} name is too long ({len(cleaned)} characters, at most 200)")
-    return cleaned
+
+def _live_projects(session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).where(Project.deleted_at.is_(None))))
 
 
 def find_project(session: Session, name: str) -> Project:
-    project = session.scalar(select(Project).where(Project.name == name, Project.deleted_at.is_(None)))
-    if project is None:
-        raise NotFound(f"no project named '{name}' (see `project list`)")
-    return project
+    """The live project of that name, compared as names are (storage.names): 'fight night' finds
+    'Fight Night'."""
+    found = matching(_live_projects(session), name, lambda p: p.name)
+    if not found:
+        raise NotFound(f"no project named '{shown(name)}' (see `project list`)")
+    if len(found) > 1:
+        raise Conflict(f"several projects are named like '{shown(name)}' ({', '.join(sorted(p.name for p in found))}); use the exact name")
+    return found[0]
+
+
+def _name_taken(session: Session, name: str, besides: Project | None = None) -> Project | None:
+    return next((p for p in _live_projects(session) if p is not besides and same_name(p.name, name)), None)
 
 
 def list_projects(session: Session) -> list[Project]:
@@ -37,8 +43,9 @@ def count_characters(session: Session, project: Project) -> int:
 
 def create_project(session: Session, name: str, notes: str = "") -> Project:
     name = clean_name(name, "project")
-    if session.scalar(select(Project.id).where(Project.name == name, Project.deleted_at.is_(None))):
-        raise Conflict(f"a project named '{name}' already exists")
+    taken = _name_taken(session, name)
+    if taken is not None:
+        raise Conflict(f"a project named '{taken.name}' already exists")
     project = Project(name=name, notes=notes)
     session.add(project)
     session.flush()
@@ -48,8 +55,9 @@ def create_project(session: Session, name: str, notes: str = "") -> Project:
 def rename_project(session: Session, name: str, new_name: str) -> Project:
     project = find_project(session, name)
     new_name = clean_name(new_name, "project")
-    if new_name != project.name and session.scalar(select(Project.id).where(Project.name == new_name, Project.deleted_at.is_(None))):
-        raise Conflict(f"a project named '{new_name}' already exists")
+    taken = _name_taken(session, new_name, besides=project)
+    if taken is not None:
+        raise Conflict(f"a project named '{taken.name}' already exists")
     project.name = new_name
     session.flush()
     return project
@@ -63,13 +71,12 @@ def trash_project(session: Session, name: str) -> Project:
 
 
 def restore_project(session: Session, name: str) -> Project:
-    project = session.scalar(
-        select(Project).where(Project.name == name, Project.deleted_at.is_not(None)).order_by(Project.deleted_at.desc())
-    )
+    trashed = session.scalars(select(Project).where(Project.deleted_at.is_not(None)).order_by(Project.deleted_at.desc()))
+    project = next(iter(matching(trashed, name, lambda p: p.name)), None)
     if project is None:
-        raise NotFound(f"no project named '{name}' in the trash (see `trash list`)")
-    if session.scalar(select(Project.id).where(Project.name == name, Project.deleted_at.is_(None))):
-        raise Conflict(f"cannot restore project '{name}': another project has that name now; rename it first")
+        raise NotFound(f"no project named '{shown(name)}' in the trash (see `trash list`)")
+    if _name_taken(session, project.name) is not None:
+        raise Conflict(f"cannot restore project '{project.name}': another project has that name now; rename it first")
     project.deleted_at = None
     session.flush()
     return project

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from core.pose.skeleton import PersonPose, PoseSkeleton
 from core.scene.model import Placement, Scene, SceneError
+from storage.names import file_stem
 
 # How far a body hull is grown around the skeleton, as a share of the box's smaller side:
 # keypoints sit on joints, and hair, hands and clothes reach past them.
@@ -52,8 +53,8 @@ class CompiledScene:
         if self.control_image is not None:
             written.append(_save(self.control_image, folder / "control-pose.png"))
         for compiled in self.placements:
-            slug = "".join(c if c.isalnum() else "-" for c in compiled.placement.character.lower())
-            written.append(_save(compiled.mask, folder / f"mask-{compiled.index + 1}-{slug}.png"))
+            stem = file_stem(compiled.placement.character) or "character"
+            written.append(_save(compiled.mask, folder / f"mask-{compiled.index + 1}-{stem}.png"))
         (folder / "regions.txt").write_text(
             "\n".join(f"{c.index + 1} {c.placement.character}: {c.prompt}" for c in self.placements) + "\n"
         )

@@ -22,7 +22,9 @@ TRAINED_DIRNAME = "trained"
 
 
 def slug(name: str) -> str:
-    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    # ASCII only: other tools (A1111, ComfyUI file lists) show these names; bounded so that a
+    # long name still makes a valid file name.
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
     return text or "character"
 
 
