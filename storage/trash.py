@@ -76,7 +76,8 @@ def collect_unreferenced_files(session: Session, files: FileStore) -> tuple[int,
     for stored in orphans:
         files.remove(stored.relpath)
     known = set(session.scalars(select(StoredFile.relpath)))
-    for stray in files.stray_files(known):
+    strays = files.stray_files(known)
+    for stray in strays:
         freed += stray.stat().st_size
         stray.unlink(missing_ok=True)
-    return len(orphans), freed
+    return len(orphans) + len(strays), freed  # every file taken off the disk, rows or not

@@ -90,3 +90,23 @@ def test_restoring_a_character_of_a_trashed_project_says_what_to_do(catalog):
     catalog.delete_project("P")
     with pytest.raises(Conflict, match="restore it first with `project restore`"):
         catalog.restore_character("Aria")
+
+
+def test_purge_counts_every_file_it_takes_off_the_disk(two_characters_sharing_a_file, library):
+    """Files no row knows (left by a crash between the file and its row) are removed too, and
+    said: the count is what left the disk, not only the rows."""
+    import os
+    import time
+
+    catalog = two_characters_sharing_a_file
+    strays = []
+    for n in range(5):
+        stray = library.root / "files" / "ee" / f"{'e' * 63}{n}.png"
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(b"left by a crash")
+        old = time.time() - 2 * 3600  # older than a write in flight could be
+        os.utime(stray, (old, old))
+        strays.append(stray)
+    report = catalog.purge_trash()
+    assert report["files_removed"] == 5 and not any(s.exists() for s in strays)
+    assert len(stored_pngs(library)) == 2  # the characters' own files stay
