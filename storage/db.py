@@ -9,6 +9,7 @@ keep them from failing with "database is locked":
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -16,9 +17,13 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.errors import LibraryError
+
 BUSY_TIMEOUT_MS = 60_000
+LOW_SPACE_BYTES = 64 * 2**20  # below this a failed write is taken for a full disk
 
 
 def _configure_connection(dbapi_connection, _record) -> None:
@@ -64,8 +69,22 @@ def create_library_engine(db_path: Path) -> Engine:
     return engine
 
 
+class DiskFull(LibraryError):
+    """The library's disk cannot take a write; the message says how much room is left."""
+
+
+def _is_disk_trouble(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "disk i/o error" in text or "database or disk is full" in text
+
+
 class Database:
-    """Sessions on one library database: `reading()` for queries, `writing()` for changes."""
+    """Sessions on one library database: `reading()` for queries, `writing()` for changes.
+
+    A full disk: a write is refused with the free space in words, and reads go on. In WAL mode
+    even a read needs the `-shm` index file, which a full disk cannot make; when nothing waits in
+    the write-ahead log the database file alone is the whole truth, so reads then open it
+    immutable (no index, no locks)."""
 
     def __init__(self, db_path: Path):
         self.path = db_path
@@ -73,20 +92,63 @@ class Database:
         self.write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._frozen_reader: sessionmaker | None = None
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        with self._reader() as session:
+        with self._read_session() as session:
             try:
                 yield session
+            except OperationalError as exc:
+                if _is_disk_trouble(exc):
+                    raise self.disk_full() from None
+                raise
             finally:
                 session.rollback()
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._writer() as session, session.begin():
-            yield session
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if _is_disk_trouble(exc):
+                raise self.disk_full() from None
+            raise
+
+    def disk_full(self) -> DiskFull:
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return DiskFull(f"the disk holding the library ({self.path.parent}) cannot be written to")
+        if free < LOW_SPACE_BYTES:
+            return DiskFull(
+                f"the disk holding the library is full ({free / 2**20:.0f} MB free at {self.path.parent}); "
+                f"make room, then try again (reading the library still works)"
+            )
+        # Room on the disk, yet the write failed: a quota, a file size limit or a failing disk.
+        return DiskFull(
+            f"the library's disk refused a write ({free / 2**20:.0f} MB free at {self.path.parent}, so check its "
+            f"quota, file size limit or health); reading the library still works"
+        )
+
+    def _read_session(self) -> Session:
+        session = self._reader()
+        try:
+            session.connection()  # connects now: a full disk shows here, before the caller's query
+            return session
+        except OperationalError as exc:
+            session.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if not _is_disk_trouble(exc) or (wal.exists() and wal.stat().st_size > 0):
+                raise self.disk_full() if _is_disk_trouble(exc) else exc from None
+        if self._frozen_reader is None:
+            frozen = create_engine(f"sqlite:///file:{self.path}?mode=ro&immutable=1&uri=true")
+            self._frozen_reader = sessionmaker(frozen, expire_on_commit=False)
+        return self._frozen_reader()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._frozen_reader is not None:
+            self._frozen_reader.kw["bind"].dispose()

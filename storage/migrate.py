@@ -35,11 +35,11 @@ def head_revision() -> str:
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as connection:
-        try:
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except OperationalError:  # a new database: no version table yet
-            return None
+    try:
+        with db.reading() as session:  # through reading(): it still works on a full disk
+            return session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError:  # a new database: no version table yet
+        return None
 
 
 def upgrade_to_head(db: Database) -> None:
