@@ -62,6 +62,20 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vae-slicing", action="store_true", help="decode batches one image at a time")
     group.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     group.add_argument("--cpu-offload", action="store_true", help="keep models in RAM, move each to the GPU when used")
+    group.add_argument(
+        "--memory-budget", type=memory_budget_bytes, metavar="GB",
+        help="models kept loaded between generations, in GB; beyond it the least recently used are unloaded "
+        "(default: the device's free memory less a margin for rendering)",
+    )
+
+
+def memory_budget_bytes(text: str) -> int:
+    from core.engine.memory_budget import budget_from_gigabytes
+
+    try:
+        return budget_from_gigabytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def request_from_image(path: str, seed: int | None) -> GenerationRequest:
@@ -75,6 +89,8 @@ def request_from_image(path: str, seed: int | None) -> GenerationRequest:
         raise LibraryError(f"{path} does not exist") from None
     except OSError:
         raise LibraryError(f"{path} is not a PNG image") from None
+    except RequestError as exc:
+        raise LibraryError(f"{path}: its metadata cannot be used: {exc}") from None
     if request is None:
         raise LibraryError(f"{path} carries no character-studio request (it was not made by this app), so it cannot be made again exactly")
     return replace(request, seed=seed) if seed is not None else request
@@ -101,7 +117,8 @@ def generate(catalog: Catalog, args, out: Output) -> None:
         if args.from_image:
             requests = [request_from_image(args.from_image, args.seed)]
         elif args.batch:
-            requests = [request_from_options(item, args.project) for item in read_batch(args.batch)]
+            # A batch file is read like any file: its images must be the library's own.
+            requests = [request_from_options(item, args.project).confined_to_library() for item in read_batch(args.batch)]
         else:
             requests = [request_from_options(vars(args), args.project)]
     except RequestError as exc:
@@ -112,7 +129,7 @@ def generate(catalog: Catalog, args, out: Output) -> None:
     from core.generation import GenerationService
 
     memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
-    service = GenerationService(catalog.library, args.device, args.precision, memory)
+    service = GenerationService(catalog.library, args.device, args.precision, memory, args.memory_budget)
     bar = ProgressBar(enabled=sys.stderr.isatty() and not out.json)
     records = []
     for number, request in enumerate(requests, 1):

@@ -82,7 +82,9 @@ def worker(catalog: Catalog, args, out: Output) -> None:
     for problem in load_handlers():
         log(f"warning: {problem}")
     memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
-    runner = Worker(catalog.library, args.device, args.precision, memory, poll_interval=args.poll, log=log)
+    runner = Worker(
+        catalog.library, args.device, args.precision, memory, poll_interval=args.poll, log=log, memory_budget_bytes=args.memory_budget
+    )
     log(f"worker {runner.worker_id} on {device.description}: {', '.join(sorted(HANDLERS))} jobs" + (" until idle" if args.until_idle else ""))
 
     def on_signal(signum, _frame) -> None:

@@ -19,7 +19,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--kind", choices=("auto", *KINDS), default="auto", help="refuse the file unless it is this kind")
     p.add_argument("--control-type", choices=CONTROL_TYPES, metavar="TYPE", help=f"for a ControlNet: {', '.join(CONTROL_TYPES)}")
     p.add_argument("--allow-pickle", action="store_true", help="accept .ckpt/.pt/.bin, loaded with torch.load(weights_only=True)")
-    p.add_argument("--config", metavar="DIR", help="a diffusers folder whose configs a single-file checkpoint loads with")
+    p.add_argument("--config", metavar="DIR", help="for a single-file checkpoint or ControlNet: the diffusers config folder it loads with")
     p = tree.action(models, "list", "list registered models", model_list)
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--family", choices=FAMILIES)

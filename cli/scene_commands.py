@@ -65,7 +65,7 @@ def scene_render(catalog: Catalog, args, out: Output) -> None:
 
     scene, scene_id = read_scene(catalog, args.scene, args.project)
     memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
-    service = GenerationService(catalog.library, args.device, args.precision, memory)
+    service = GenerationService(catalog.library, args.device, args.precision, memory, args.memory_budget)
     bar = ProgressBar(enabled=not out.json and _is_terminal())
     records = SceneRenderer(catalog.library, service).render(
         scene, seed=args.seed, count=args.count, debug_dir=Path(args.debug_dir) if args.debug_dir else None,

@@ -38,7 +38,7 @@ def sheet(catalog: Catalog, args, out: Output) -> None:
         raise LibraryError(str(exc)) from None
     target = Path(args.out) if args.out else Path(f"{args.name.lower().replace(' ', '-')}-{args.kind}.png")
     memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
-    service = GenerationService(catalog.library, args.device, args.precision, memory)
+    service = GenerationService(catalog.library, args.device, args.precision, memory, args.memory_budget)
     bar = ProgressBar(enabled=not out.json and sys.stderr.isatty())
     made = make_sheet(
         catalog.library, args.name, args.kind, target, service, args.project, size, args.seed, args.steps,

@@ -9,6 +9,7 @@ the store (file first) and recorded with their request, seed and characters.
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 import threading
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +21,7 @@ from PIL import Image
 from core import __version__
 from core.engine.devices import choose_device
 from core.engine.image_embeddings import EncoderInput
+from core.engine.memory_budget import default_budget_bytes
 from core.engine.pipeline_cache import EngineError, MemoryOptions, WeightsRef
 from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
 from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
@@ -37,6 +39,7 @@ from storage.filestore import sha256_bytes
 from storage.library import Library
 
 CACHE_DIRNAME = "cache"
+log = logging.getLogger(__name__)
 
 
 class GenerationRefused(LibraryError):
@@ -84,18 +87,20 @@ class GenerationService:
             from core.engine.quiet import quiet_libraries
 
             quiet_libraries()
-            self._engine = Engine(
-                choose_device(*self._device_request),
-                self.library.root / CACHE_DIRNAME,
-                self._memory,
-                self._budget,
-            )
+            device = choose_device(*self._device_request)
+            # Without a budget every model a long session used would stay loaded until it ran out.
+            budget = self._budget if self._budget is not None else default_budget_bytes(device.device, self._memory.cpu_offload)
+            self._engine = Engine(device, self.library.root / CACHE_DIRNAME, self._memory, budget)
         return self._engine
 
     @property
     def device_in_use(self) -> str | None:
         """"cuda", "cuda:1", "mps", "cpu"... once the engine is up; None before."""
         return None if self._engine is None else self._engine.device.device
+
+    def memory_held(self) -> dict[str, Any] | None:
+        """What the warm pipelines hold (see PipelineCache.held); None before the engine is up."""
+        return None if self._engine is None else self._engine.pipelines.held()
 
     def release_models(self) -> bool:
         """Drops the warm pipelines (they reload on the next generation). The worker calls this
@@ -166,6 +171,12 @@ class GenerationService:
             return ConsistencyReport(tuple(scorer.score(image, region) for region in regions))
         except LibraryError as exc:
             return ConsistencyReport(tuple(CharacterScore(r.character, None, None, str(exc)) for r in regions))
+        except Exception as exc:  # noqa: BLE001 - the image is already rendered: a failing scorer must not lose it
+            log.warning("consistency scoring failed; the image is kept unscored", exc_info=True)
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}"
+            note = f"could not be measured ({reason})"
+            warning = f"the consistency score failed ({reason}); the image was kept without a score"
+            return ConsistencyReport(tuple(CharacterScore(r.character, None, None, note) for r in regions), (warning,))
 
     def _scored_regions(self, prepared: PreparedRequest) -> list[ScoredRegion]:
         by_character = {}
@@ -309,6 +320,13 @@ class GenerationService:
         self.registry.check_compatible(adapter, base)
         if entry.method == "ip-adapter":
             return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
+        variant = adapter.details.get("variant")
+        if variant in ("faceid-plus", "faceid-plusv2"):
+            # FaceID Plus sees the face twice: its identity, and CLIP's view of the face crops.
+            face = self._face_embedding(entry)
+            encoder = self._encoder_for(adapter)
+            shortcut = variant == "faceid-plusv2"
+            return IdentityPlan(self._ref(adapter), encoder, self._face_crops(entry), entry.scale, face_embedding=face, faceid_shortcut=shortcut)
         return IdentityPlan(self._ref(adapter), None, (), entry.scale, face_embedding=self._face_embedding(entry))
 
     def _identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
@@ -326,7 +344,7 @@ class GenerationService:
         candidates = [a for a in self.registry.list(kind="ip-adapter") if _is_face_adapter(a) == wants_face]
         same_family = [a for a in candidates if a.family in (base.family, None)]
         if entry.method == "faceid":
-            same_family = [a for a in same_family if a.details.get("variant") == "faceid"]
+            same_family = [a for a in same_family if str(a.details.get("variant")).startswith("faceid")]  # not InstantID's
         if not same_family:
             needs = {
                 "ip-adapter": "an IP-Adapter (e.g. ip-adapter-plus_sd15.safetensors with its image_encoder folder)",
@@ -379,13 +397,35 @@ class GenerationService:
     def _face_embedding(self, entry: IdentityEntry) -> tuple[float, ...]:
         if not entry.character:
             raise GenerationRefused(f"--method {entry.method} takes a character, whose reference faces it uses")
-        embedding = self._analyzer().character_embedding(entry.character, entry.project)
+        analyzer = self._analyzer()
+        # Each method gets the identity it was trained on: InstantID the raw ArcFace embedding,
+        # FaceID the unit-normed one.
+        if entry.method == "instantid":
+            embedding = analyzer.character_raw_embedding(entry.character, entry.project)
+        else:
+            embedding = analyzer.character_embedding(entry.character, entry.project)
         if embedding is None:
             raise GenerationRefused(
                 f"no face was found in {entry.character}'s references; add a reference that shows the face "
                 f"(see `character analyse-faces {entry.character}`)"
             )
         return tuple(float(v) for v in embedding)
+
+    def _face_crops(self, entry: IdentityEntry) -> tuple[EncoderInput, ...]:
+        """The character's aligned face crops as encoder inputs, written once into the cache."""
+        inputs = []
+        for crop in self._analyzer().character_face_crops(entry.character, entry.project):
+            digest = pixel_sha256(crop)
+            scratch = self.library.root / CACHE_DIRNAME / "inputs" / f"face-{digest}.png"
+            if not scratch.exists():
+                scratch.parent.mkdir(parents=True, exist_ok=True)
+                crop.save(scratch)
+            inputs.append(EncoderInput(digest, scratch))
+        if not inputs:
+            raise GenerationRefused(
+                f"no face was found in {entry.character}'s references for FaceID Plus to crop; add a reference that shows the face"
+            )
+        return tuple(inputs)
 
     def _encoder_for(self, adapter: ModelRecord) -> WeightsRef:
         path = self.registry.image_encoder_for(adapter)
@@ -529,7 +569,10 @@ class _InputImages:
     def read(self, text: str, role: str, size: tuple[int, int], mode: str, what: str) -> tuple[Image.Image, str]:
         path = Path(text)
         if not path.is_absolute() and text.startswith("files/"):
-            path = self.library.root / text
+            try:
+                path = self.library.files.stored_path(text)
+            except LibraryError as refusal:
+                raise GenerationRefused(f"{what}: {refusal}") from None
         try:
             normalised = read_image_file(path)
         except ImageRefused as refusal:

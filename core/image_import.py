@@ -103,10 +103,11 @@ def _decode(path: Path, data: bytes) -> Image.Image:
 
 def normalise(image: Image.Image) -> Image.Image:
     """EXIF orientation applied; any mode to RGB, or RGBA when the alpha is actually used."""
+    white = _integer_white(image)  # read before exif_transpose, whose copy drops the TIFF tags
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        image = _sixteen_bit_to_rgb(image)
+        image = _sixteen_bit_to_rgb(image, white)
     elif mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -119,13 +120,26 @@ def normalise(image: Image.Image) -> Image.Image:
     return image
 
 
-def _sixteen_bit_to_rgb(image: Image.Image) -> Image.Image:
+def _integer_white(image: Image.Image) -> int:
+    """The value of white in an integer image: fixed by its bit depth, never by its brightest
+    pixel, so a dark 16-bit scan stays as dark as it was scanned. Pillow's I;16 modes are 16 bits;
+    a TIFF says its depth (BitsPerSample); other "I" images (16-bit PGM/PPM, older Pillows'
+    16-bit PNGs) come scaled to 16 bits by their decoder."""
+    if image.mode.startswith("I;16"):
+        return 65535
+    bits = getattr(image, "tag_v2", {}).get(258)  # TIFF BitsPerSample: an int or one per sample
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    return 2 ** int(bits) - 1 if isinstance(bits, int) and 8 <= bits <= 32 else 65535
+
+
+def _sixteen_bit_to_rgb(image: Image.Image, white: int = 65535) -> Image.Image:
     pixels = np.asarray(image, dtype=np.float64)
     if image.mode == "F":
         top = float(pixels.max()) or 1.0
         scale = 255.0 / top if top > 1.0 else 255.0
     else:
-        scale = 255.0 / 65535.0 if pixels.max() > 255 else 1.0
+        scale = 255.0 / white
     eight_bit = np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8)
     return Image.fromarray(eight_bit).convert("RGB")
 

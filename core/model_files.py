@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import model_layouts
 from storage.errors import LibraryError
 
 KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
@@ -107,18 +108,60 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str],
         raw = handle.read(length)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise refuse(path, f"damaged .safetensors header ({exc.__class__.__name__})") from None
     if not isinstance(header, dict):
         raise refuse(path, "damaged .safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
-    try:
-        data_end = max((int(entry["data_offsets"][1]) for entry in header.values()), default=0)
-    except (TypeError, KeyError, IndexError, ValueError):
-        raise refuse(path, "damaged .safetensors header (a tensor without data offsets)") from None
-    if 8 + length + data_end > size:
-        raise refuse(path, f"truncated .safetensors file: its tensors need {data_end} bytes, {size - 8 - length} are there")
-    return header, {str(k): str(v) for k, v in metadata.items()}, 8 + length
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise refuse(path, "damaged .safetensors header (__metadata__ must map names to text)")
+    _check_tensor_layout(path, header, size - 8 - length)
+    return header, {str(k): v for k, v in metadata.items()}, 8 + length
+
+
+# Bytes per element of every dtype the safetensors format defines.
+DTYPE_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+    "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+}  # fmt: skip
+
+
+def _check_tensor_layout(path: Path, header: dict[str, Any], data_bytes: int) -> None:
+    """What the safetensors format promises and its own loader checks: each tensor's dtype and
+    shape give exactly its byte range, and the ranges tile the data without gaps or overlaps.
+    A file that breaks this is refused here, at `model add`, not with an OSError at render."""
+    spans = []
+    for name, entry in header.items():
+        what = f"damaged .safetensors header (tensor '{str(name)[:80]}'"
+        if not isinstance(entry, dict):
+            raise refuse(path, f"{what} is not an object)")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in DTYPE_BYTES:
+            raise refuse(path, f"{what} has an unknown dtype {str(dtype)[:20]!r})")
+        if not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise refuse(path, f"{what}: shape must be a list of at most 8 sizes)")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise refuse(path, f"{what} has no [begin, end] data offsets)")
+        begin, end = offsets
+        needed = DTYPE_BYTES[dtype] * _product(shape)
+        if not 0 <= begin <= end or end - begin != needed:
+            raise refuse(path, f"{what}: {dtype} x {shape[:8]} needs {needed} bytes, its offsets [{begin}, {end}] give {end - begin})")
+        spans.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            why = "overlaps the one before it" if begin < position else f"leaves a gap of {begin - position} bytes before it"
+            raise refuse(path, f"damaged .safetensors header (tensor '{str(name)[:80]}' {why})")
+        position = end
+    if position > data_bytes:
+        raise refuse(path, f"truncated .safetensors file: its tensors need {position} bytes, {data_bytes} are there")
+
+
+def _product(shape: list[int]) -> int:
+    total = 1
+    for dimension in shape:
+        total *= dimension
+    return total
 
 
 _SCALAR_FORMATS = {"F32": "<f", "F64": "<d", "F16": "<e"}
@@ -252,10 +295,8 @@ def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
     _refuse_dit(path, index)
     if index.has_prefix("image_proj.") and index.has_prefix("ip_adapter."):
         found = _ip_adapter(path, index)
-    elif index.has_prefix("control_model.") or (
-        index.has_prefix("controlnet_cond_embedding.") and index.has_prefix("controlnet_down_blocks.")
-    ):
-        found = _controlnet_file(path, index)
+    elif layout := model_layouts.controlnet_layout(index):
+        found = _controlnet_file(path, index, layout)
     elif index.has_prefix("model.diffusion_model."):
         found = _checkpoint_file(path, index)
     elif _lora_format(index):
@@ -306,6 +347,10 @@ def _checkpoint_file(path: Path, index: TensorIndex) -> ModelInspection:
     in_channels = conv_in[1] if conv_in and len(conv_in) == 4 else None
     if cross == 1280:
         raise refuse(path, "an SDXL refiner; only base checkpoints can be registered")
+    if "edm_mean" in index.shapes:
+        raise refuse(path, f"a Playground v2.5 (EDM) checkpoint; {ONLY_SUPPORTED}")
+    if why := model_layouts.refuse_checkpoint_in_channels(in_channels):
+        raise refuse(path, why)
     if index.has_prefix("conditioner.embedders.", "model.diffusion_model.label_emb."):
         family = "sdxl"
     elif index.has_prefix("cond_stage_model.transformer."):
@@ -324,6 +369,7 @@ def _checkpoint_file(path: Path, index: TensorIndex) -> ModelInspection:
         "has_vae": index.has_prefix("first_stage_model."),
         "tensor_count": len(index.shapes),
         "dtype": Counter(index.dtypes.values()).most_common(1)[0][0],
+        **model_layouts.checkpoint_variant(index, in_channels),
     }
     return ModelInspection("checkpoint", family, "single-file", details)
 
@@ -429,24 +475,25 @@ def _control_type(path: Path, given: str | None) -> dict[str, Any]:
     return {"control_type": guessed, "control_type_source": "guessed from name" if guessed else "unknown"}
 
 
-def _controlnet_file(path: Path, index: TensorIndex) -> ModelInspection:
-    ldm = index.has_prefix("control_model.")
-    to_k = index.first(r"^(control_model\.input_blocks|down_blocks)\..*attn2\.to_k\.weight$")
-    cross = to_k[1] if to_k else None
-    cond = index.shapes.get("controlnet_cond_embedding.conv_in.weight") or index.shapes.get(
-        "control_model.input_hint_block.0.weight"
-    )
+def _controlnet_file(path: Path, index: TensorIndex, layout: str) -> ModelInspection:
+    shapes = model_layouts.controlnet_shapes(index, layout)
+    signature = model_layouts.controlnet_signature(shapes, layout)
+    cross = signature["cross_attention_dim"]
     family = _family_from_metadata(path, index.metadata)
-    if family is None and index.has_prefix("control_model.label_emb.", "add_embedding."):
+    if family is None and signature["sdxl"]:
         family = "sdxl"  # SDXL's added time/size embedding
     if family is None:
         family = _family_from_cross_dim(path, cross, "ControlNet")
     details = {
         "cross_attention_dim": cross,
-        "conditioning_channels": cond[1] if cond and len(cond) == 4 else None,
+        "conditioning_channels": signature["conditioning_channels"],
         "tensor_count": len(index.shapes),
+        "layout": layout,
+        # The shipped config it loads with; None: only with --config DIR (the registry says so).
+        "controlnet_config": model_layouts.controlnet_variant(signature),
+        "architecture": model_layouts.describe_signature(signature),
     }
-    return ModelInspection("controlnet", family, "single-file" if ldm else "diffusers", details)
+    return ModelInspection("controlnet", family, "diffusers" if layout == "diffusers" else "single-file", details)
 
 
 # -- IP-Adapter ---------------------------------------------------------------------------
@@ -464,7 +511,10 @@ def _ip_adapter(path: Path, index: TensorIndex) -> ModelInspection:
         elif "proj.3.weight" in proj:  # an MLP over all 257 of CLIP's hidden-state tokens
             variant, embed, output, tokens = "full-face", proj["proj.0.weight"][1], "hidden_states", 257
         elif "perceiver_resampler.proj_in.weight" in proj:  # face id embedding + CLIP hidden states
-            variant, embed, output = "faceid-plus", proj["perceiver_resampler.proj_in.weight"][1], "hidden_states"
+            # PlusV2 has Plus's very weights and was trained adding the identity tokens back after
+            # the resampler (a shortcut); only its published name (…faceid-plusv2…) tells them apart.
+            plus = "faceid-plusv2" if "plusv2" in path.name.lower() else "faceid-plus"
+            variant, embed, output = plus, proj["perceiver_resampler.proj_in.weight"][1], "hidden_states"
             tokens = proj["proj.2.weight"][0] // proj["norm.weight"][0]
             details["id_embed_dim"] = proj["proj.0.weight"][1]
         elif "norm.weight" in proj:  # face id embedding (insightface) only: no CLIP at all
@@ -519,7 +569,21 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def onnx_files(folder: Path) -> list[Path]:
+    folder = onnx_models_folder(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ONNX_SUFFIX)
+
+
+def onnx_models_folder(folder: Path) -> Path:
+    """Where a registered folder's ONNX models are: the folder itself, or, when it holds none, its
+    one subfolder that does. insightface's antelopev2.zip unpacks to antelopev2/antelopev2/*.onnx,
+    and users register the folder they unzipped into."""
+    def has_onnx(candidate: Path) -> bool:
+        return any(p.is_file() and p.suffix.lower() == ONNX_SUFFIX for p in candidate.iterdir())
+
+    if has_onnx(folder):
+        return folder
+    nested = [sub for sub in folder.iterdir() if sub.is_dir() and has_onnx(sub)]
+    return nested[0] if len(nested) == 1 else folder
 
 
 def is_onnx_folder(folder: Path) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import model_files
+from core import model_files, model_layouts
 from core.model_files import CONTROL_TYPES, FAMILY_NAMES, KIND_NAMES, KINDS, ModelFileError, a_kind
 from core.records import timestamp
 from storage import models as model_store
@@ -96,7 +96,9 @@ class ModelRegistry:
         details = {"format": inspection.format, **inspection.details}
         found_control = details.pop("control_type", None)
         if config_dir is not None:
-            details["config_dir"] = str(self._check_config_dir(Path(config_dir), inspection))
+            details["config_dir"] = str(self._check_config_dir(Path(config_dir), inspection, target))
+        elif inspection.kind == "controlnet" and target.is_file() and details.get("controlnet_config") is None:
+            raise model_files.ModelFileError(model_layouts.unmatched_controlnet(target, details.get("architecture", "?")))
         size, mtime = model_files.path_signature(target)
         # Hashed now, streamed, because `model show` and image metadata want it; cached after.
         digest = model_files.sha256_of_path(target)
@@ -126,16 +128,17 @@ class ModelRegistry:
             raise Conflict(f"{target} is already registered as '{existing.name}' (see `model show {existing.name}`)")
 
     @staticmethod
-    def _check_config_dir(folder: Path, inspection: model_files.ModelInspection) -> Path:
-        """A diffusers folder whose configs a single-file checkpoint is loaded with."""
-        if inspection.kind != "checkpoint" or inspection.format != "single-file":
-            raise LibraryError("--config applies to single-file checkpoints only")
+    def _check_config_dir(folder: Path, inspection: model_files.ModelInspection, target: Path) -> Path:
+        """A diffusers folder whose configs a single-file checkpoint (the pipeline folder) or
+        single-file ControlNet (a folder with its config.json) is loaded with."""
+        if inspection.kind not in ("checkpoint", "controlnet") or not target.is_file():
+            raise LibraryError("--config applies to single-file checkpoints and ControlNets only")
         folder = folder.expanduser().resolve()
-        config = model_files.inspect_model_path(folder, "checkpoint")
+        config = model_files.inspect_model_path(folder, inspection.kind)
         if config.family != inspection.family:
             raise IncompatibleModel(
-                f"--config {folder} is for {FAMILY_NAMES[config.family]} but the checkpoint is "
-                f"{FAMILY_NAMES[inspection.family]}"
+                f"--config {folder} is for {FAMILY_NAMES.get(config.family, 'an unknown family')} but the "
+                f"{KIND_NAMES[inspection.kind]} is {FAMILY_NAMES.get(inspection.family, 'of an unknown family')}"
             )
         return folder
 

@@ -527,6 +527,17 @@ def save_ip_adapter_faceid_for(unet, path: Path, seed: int = 0, rank: int = 4, m
         "image_proj.norm.weight": torch.ones(cross),
         "image_proj.norm.bias": torch.zeros(cross),
     }
+    tensors.update(_faceid_attention_weights(unet, weights, rank))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path
+
+
+def _faceid_attention_weights(unet, weights, rank: int) -> dict[str, torch.Tensor]:
+    """FaceID's per-layer weights: its LoRA on every attention layer and to_k_ip/to_v_ip on the
+    cross-attention ones, numbered over all attention processors."""
+    cross = unet.config.cross_attention_dim
+    tensors = {}
     for key_id, name in enumerate(unet.attn_processors):
         hidden = _hidden_size(unet, name)
         context = hidden if name.endswith("attn1.processor") else cross
@@ -536,6 +547,46 @@ def save_ip_adapter_faceid_for(unet, path: Path, seed: int = 0, rank: int = 4, m
         if not name.endswith("attn1.processor"):
             tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = weights(hidden, cross)
             tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = weights(hidden, cross)
+    return tensors
+
+
+def save_tiny_ip_adapter_faceid_plus(path: Path, family: str = "sd15", seed: int = 0, hidden_size: int = 32, rank: int = 4) -> Path:
+    return save_ip_adapter_faceid_plus_for(tiny_unet(family), path, hidden_size, seed, rank)
+
+
+def save_ip_adapter_faceid_plus_for(unet, path: Path, image_hidden_size: int, seed: int = 0, rank: int = 4) -> Path:
+    """An IP-Adapter FaceID Plus (or PlusV2: same weights, the name says which) in the published
+    layout: diffusers' IPAdapterFaceIDPlusImageProjection with seeded weights, its keys renamed
+    back to the original's: the identity MLP `proj.0/2` and `norm` turn the 512-d face identity
+    into 4 tokens, which a `perceiver_resampler.*` (a Resampler, keys as in the plus files) lets
+    attend to CLIP's hidden states of the face crop; then FaceID's LoRA and to_k_ip/to_v_ip.
+    diffusers builds it with depth 4, 64-wide heads and 4 tokens; the tokens are as wide as the
+    UNet's cross-attention, as in the real files, so PlusV2's shortcut can add them."""
+    from diffusers.models.embeddings import IPAdapterFaceIDPlusImageProjection
+    from safetensors.torch import save_file
+
+    cross = unet.config.cross_attention_dim
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        projection = IPAdapterFaceIDPlusImageProjection(
+            embed_dims=cross, output_dims=cross, hidden_dims=image_hidden_size, heads=max(1, cross // PLUS_DIM_HEAD)
+        )
+    state = projection.state_dict()
+    identity_mlp = {"proj.net.0.proj": "proj.0", "proj.net.2": "proj.2", "norm": "norm"}
+    tensors = {}
+    for key, value in state.items():
+        module, _, parameter = key.rpartition(".")
+        if module in identity_mlp:
+            tensors[f"image_proj.{identity_mlp[module]}.{parameter}"] = value
+    resampler = {k: v for k, v in state.items() if k.rpartition(".")[0] not in identity_mlp}
+    for key, value in _resampler_to_tencent(resampler).items():
+        tensors[f"image_proj.perceiver_resampler.{key}"] = value
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def weights(*shape: int, scale: float = 0.2) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * scale
+
+    tensors.update(_faceid_attention_weights(unet, weights, rank))
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path))
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path))
     return path

@@ -5,6 +5,9 @@ Stdlib only: importing this package must stay cheap (the GUI imports it).
 ``resources/models/<family>/`` holds the diffusers config folder (the layout of the family's
 reference Hugging Face repo, every ``*.json`` and tokenizer file, and no weights) that
 ``from_single_file(path, config=model_config_dir(family), local_files_only=True)`` reads.
+``resources/models/controlnet/<variant>/config.json`` holds the ControlNetModel configs of the
+reference ControlNets (SD 1.5: lllyasviel/control_v11p_sd15_*; SDXL full, mid and small:
+diffusers/controlnet-canny-sdxl-1.0[-mid|-small]) that a single-file ControlNet is loaded with.
 ``resources/tokenizers/clip/`` is the single source of the CLIP BPE tokenizer files; the
 ``tokenizer*/`` folders under ``models/`` hold byte-identical copies because diffusers loads each
 tokenizer from its own subfolder of the config folder. Regenerate all of them with
@@ -27,6 +30,16 @@ def model_config_dir(family: str) -> Path:
             f"no shipped model config for family {family!r}; known families: {', '.join(MODEL_FAMILIES)}"
         )
     return RESOURCES_DIR / "models" / family
+
+
+CONTROLNET_VARIANTS = ("sd15", "sdxl", "sdxl-mid", "sdxl-small")
+
+
+def controlnet_config_dir(variant: str) -> Path:
+    """The shipped ControlNetModel config folder for a ControlNet variant (see CONTROLNET_VARIANTS)."""
+    if variant not in CONTROLNET_VARIANTS:
+        raise ValueError(f"no shipped ControlNet config {variant!r}; known: {', '.join(CONTROLNET_VARIANTS)}")
+    return RESOURCES_DIR / "models" / "controlnet" / variant
 
 
 def clip_tokenizer_dir() -> Path:

@@ -1,8 +1,8 @@
 """The Queue page: every job with its progress, and the worker that runs them.
 
 Top: the worker's state (running, attached, stopped; device, pid) with Start/Stop/Restart, the
-"keep training after I close the app" choice and the latest thing the supervisor had to say
-(a crash, a restart). Middle: the jobs, as the poller last read them (running, then queued in the
+"keep training after I close the app" choice, what the worker keeps loaded against its memory
+budget, and the latest thing the supervisor had to say (a crash, a restart). Middle: the jobs, as the poller last read them (running, then queued in the
 order the worker takes them, then paused, then finished); rows update in place, so the selection
 and the scroll position stay put while jobs run. Right: the selected job: its live preview
 (generation) or latest sample and loss curve (training), checkpoints, outputs, its starts and
@@ -344,6 +344,10 @@ class WorkerPanel(QWidget):
         self.last_event = QLabel()
         self.last_event.setWordWrap(True)
         self.last_event.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.memory = QLabel()  # what the worker keeps loaded between jobs, and its budget
+        self.memory.setWordWrap(True)
+        self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.memory.hide()
         top = QHBoxLayout()
         top.addWidget(self.state, 1)
         for widget in (self.start_button, self.stop_button, self.restart_button, self.keep_running):
@@ -351,6 +355,7 @@ class WorkerPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addLayout(top)
+        layout.addWidget(self.memory)
         layout.addWidget(self.last_event)
         if self.supervisor is None:
             self.state.setText("No worker supervisor in this window: start one with `character-studio worker`")
@@ -365,6 +370,7 @@ class WorkerPanel(QWidget):
         self.stop_button.clicked.connect(self.supervisor.stop)
         self.restart_button.clicked.connect(self.supervisor.restart)
         self.supervisor.changed.connect(self.refresh)
+        self.supervisor.memory_changed.connect(self.refresh)
         self.supervisor.event.connect(self._on_event)
         self.refresh()
         if self.supervisor.last_event:
@@ -378,6 +384,9 @@ class WorkerPanel(QWidget):
         self.start_button.setEnabled(state in ("stopped", "gave up"))
         self.stop_button.setEnabled(state in ("starting", "running", "attached"))
         self.restart_button.setEnabled(state != "stopping")
+        memory = self.supervisor.describe_memory()
+        self.memory.setText(f"In memory: {memory}")
+        self.memory.setVisible(bool(memory))
 
     def _on_event(self, line: str) -> None:
         self.last_event.setText(f"{datetime.now().strftime('%H:%M:%S')}  {line}")

@@ -1,5 +1,5 @@
-"""Settings: where the library lives, and how the worker runs (device, precision, memory options,
-whether it keeps training after the studio closes).
+"""Settings: where the library lives, and how the worker runs (device, precision, memory options
+and budget, whether it keeps training after the studio closes), with what it holds in memory now.
 
 Each change is written to the QSettings at once. None applies to what is running: the library
 folder is opened at the next start of the studio, and the worker reads its options when it next
@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -25,7 +26,15 @@ from PySide6.QtWidgets import (
 )
 
 from studio.context import StudioContext
-from studio.worker_supervisor import DEVICES, KEEP_RUNNING_KEY, PRECISIONS, setting_flag
+from studio.worker_supervisor import (
+    DEVICES,
+    KEEP_RUNNING_KEY,
+    MAX_MEMORY_BUDGET_GB,
+    MEMORY_BUDGET_KEY,
+    PRECISIONS,
+    memory_budget_setting,
+    setting_flag,
+)
 
 LIBRARY_KEY = "library/path"
 DEVICE_KEY = "worker/device"
@@ -83,6 +92,17 @@ class SettingsPanel(QWidget):
             box.toggled.connect(lambda checked, key=key: self._store(key, bool(checked)))
             self.memory_boxes[key] = box
             memory_layout.addWidget(box)
+        self.budget_box = QDoubleSpinBox()
+        self.budget_box.setRange(0.0, MAX_MEMORY_BUDGET_GB)
+        self.budget_box.setDecimals(1)
+        self.budget_box.setSingleStep(0.5)
+        self.budget_box.setSuffix(" GB")
+        self.budget_box.setSpecialValueText("Automatic (the device's free memory, less room to render)")
+        self.budget_box.setToolTip("Models kept loaded between generations; beyond it the least recently used are unloaded")
+        self.budget_box.setValue(memory_budget_setting(settings))
+        self.budget_box.valueChanged.connect(lambda value: self._store(MEMORY_BUDGET_KEY, float(value)))
+        self.held_label = QLabel()
+        self.held_label.setWordWrap(True)
         self.keep_running_box = QCheckBox("Keep training after I close the app")
         self.keep_running_box.setToolTip("The worker goes on with queued trainings when the studio closes; it stops when the queue is empty.")
         self.keep_running_box.setChecked(setting_flag(settings, KEEP_RUNNING_KEY))
@@ -97,6 +117,8 @@ class SettingsPanel(QWidget):
         worker_form.addRow("Device", self.device_box)
         worker_form.addRow("Precision", self.precision_box)
         worker_form.addRow("Memory", memory_layout)
+        worker_form.addRow("Memory budget", self.budget_box)
+        worker_form.addRow("In memory now", self.held_label)
         worker_form.addRow("", self.keep_running_box)
         self.worker_note = QLabel("The worker reads these when it starts; a running worker keeps its options until it restarts.")
         self.worker_note.setWordWrap(True)
@@ -116,6 +138,10 @@ class SettingsPanel(QWidget):
         layout.addWidget(worker_box)
         layout.addStretch(1)
         self._describe_library()
+        if supervisor is not None:
+            supervisor.memory_changed.connect(self._describe_held)
+            supervisor.changed.connect(self._describe_held)
+        self._describe_held()
 
     # -- library location ---------------------------------------------------------------------------
     def choose_library(self) -> None:
@@ -152,6 +178,11 @@ class SettingsPanel(QWidget):
         self.context.settings.sync()
         self.worker_note.setText(WORKER_NOTE)
         self.context.signals.status_message.emit("Worker settings saved; the worker picks them up the next time it starts.")
+
+    def _describe_held(self) -> None:
+        supervisor = self.context.supervisor
+        held = supervisor.describe_memory() if supervisor is not None else ""
+        self.held_label.setText(held or "Not known: no worker is running")
 
     def restart_worker(self) -> None:
         if self.context.supervisor is not None:

@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
 from core.jobs.studio_link import keep_running_line
 from core.jobs.worker_lock import WorkerInfo, jobs_dir, running_workers
+from core.jobs.worker_memory import describe_memory, memory_path, read_memory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_NAME = "worker.log"
@@ -49,6 +50,8 @@ MEMORY_FLAGS = (
     ("worker/cpu_offload", "--cpu-offload"),
 )
 KEEP_RUNNING_KEY = "worker/keep_running_after_close"
+MEMORY_BUDGET_KEY = "worker/memory_budget_gb"  # 0: the worker's default, from the device's free memory
+MAX_MEMORY_BUDGET_GB = 4096.0
 
 
 def setting_flag(settings: QSettings, key: str, default: bool = False) -> bool:
@@ -66,7 +69,19 @@ def worker_options(settings: QSettings) -> list[str]:
     flags = ["--device", device if device in DEVICES or device.startswith("cuda:") else "auto"]
     flags += ["--precision", precision if precision in PRECISIONS else "auto"]
     flags += [flag for key, flag in MEMORY_FLAGS if setting_flag(settings, key)]
+    budget = memory_budget_setting(settings)
+    if budget:
+        flags += ["--memory-budget", f"{budget:g}"]
     return flags
+
+
+def memory_budget_setting(settings: QSettings) -> float:
+    """The budget in GB the settings ask for; 0 for the worker's own default (also for nonsense)."""
+    try:
+        budget = float(settings.value(MEMORY_BUDGET_KEY, 0) or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return budget if 0 < budget <= MAX_MEMORY_BUDGET_GB else 0.0
 
 
 # The worker yields the CPU to the window: on a CPU-only machine torch takes every core it is given.
@@ -126,6 +141,7 @@ class WorkerSupervisor(QObject):
     changed = Signal()  # the state, pid or device changed
     event = Signal(str)  # a line for the user: crashes, restarts, attaching
     keep_running_changed = Signal(bool)  # the "keep training after I close the app" choice
+    memory_changed = Signal()  # what the worker holds in memory (`memory`) changed
 
     def __init__(
         self,
@@ -156,6 +172,8 @@ class WorkerSupervisor(QObject):
         self.chosen_device: str | None = None  # what our worker's log says it runs on
         self.crashes: list[float] = []
         self.last_event: str | None = None
+        self.memory: dict | None = None  # what the worker published it holds (core/jobs/worker_memory.py)
+        self._memory_seen: tuple | None = None  # (path, mtime, size) of the file last read
         self._restart_when_stopped = False
         self._stop_asked = False
         self._timer = QTimer(self)
@@ -201,6 +219,9 @@ class WorkerSupervisor(QObject):
     @property
     def keep_running_after_close(self) -> bool:
         return setting_flag(self.settings, KEEP_RUNNING_KEY)
+
+    def describe_memory(self) -> str:
+        return describe_memory(self.memory) if self.memory is not None else ""
 
     def set_keep_running_after_close(self, keep: bool) -> None:
         """Stored, and told to every checkbox that shows it (the Queue page and the Settings tab)."""
@@ -323,6 +344,27 @@ class WorkerSupervisor(QObject):
         self._say(f"Attached to the worker {whose} (pid {info.pid})")
 
     def _check(self) -> None:
+        self._check_worker()
+        self._read_memory()
+
+    def _read_memory(self) -> None:
+        """Re-reads the worker's memory file when it changed: a stat per check, a read per job."""
+        known = self.attached or self.info
+        seen = None
+        if known is not None:
+            path = memory_path(self.library_root, known.worker)
+            try:
+                stat = path.stat()
+                seen = (path, stat.st_mtime_ns, stat.st_size)
+            except OSError:
+                pass
+        if seen == self._memory_seen:
+            return
+        self._memory_seen = seen
+        self.memory = read_memory(seen[0]) if seen else None
+        self.memory_changed.emit()
+
+    def _check_worker(self) -> None:
         if self.process is not None:
             code = self.process.poll()
             if code is None:
@@ -404,6 +446,7 @@ class WorkerSupervisor(QObject):
 
     def _set_state(self, state: str) -> None:
         self.state = state
+        self._read_memory()  # another worker, or none: what it holds changes with it
         self.changed.emit()
 
     def _say(self, line: str) -> None:

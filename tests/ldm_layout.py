@@ -245,3 +245,42 @@ def clip_to_open_clip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
             raise LayoutError(f"layer {layer} lacks one of q/k/v {parameter}")
         out[f"transformer.resblocks.{layer}.attn.in_proj_{parameter}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
     return out
+
+
+# -- ControlNet ------------------------------------------------------------------------------
+CONTROLNET_PREFIX = "control_model."
+
+
+def controlnet_to_ldm(state: dict[str, torch.Tensor], layers_per_block: int = 2) -> dict[str, torch.Tensor]:
+    """The inverse of convert_controlnet_checkpoint (without the `control_model.` prefix that
+    lllyasviel's files add): the UNet half as unet_to_ldm names it, the zero convolutions as
+    zero_convs.N.0 and middle_block_out.0, the control image encoder as input_hint_block.N (a conv
+    at every even index: conv_in, the blocks, conv_out), and SDXL's add_embedding as label_emb."""
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.", k))}
+    hint_out = 2 * (len(blocks) + 1)
+    unet_part: dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        module, parameter = _split(key)
+        if m := re.fullmatch(r"controlnet_down_blocks\.(\d+)", module):
+            out[f"zero_convs.{m.group(1)}.0.{parameter}"] = tensor
+        elif module == "controlnet_mid_block":
+            out[f"middle_block_out.0.{parameter}"] = tensor
+        elif module == "controlnet_cond_embedding.conv_in":
+            out[f"input_hint_block.0.{parameter}"] = tensor
+        elif m := re.fullmatch(r"controlnet_cond_embedding\.blocks\.(\d+)", module):
+            out[f"input_hint_block.{2 * (int(m.group(1)) + 1)}.{parameter}"] = tensor
+        elif module == "controlnet_cond_embedding.conv_out":
+            out[f"input_hint_block.{hint_out}.{parameter}"] = tensor
+        else:
+            unet_part[key] = tensor
+    _add(out, "", unet_to_ldm(unet_part, layers_per_block))
+    return out
+
+
+def controlnet_in_layout(state: dict[str, torch.Tensor], layout: str, layers_per_block: int = 2) -> dict[str, torch.Tensor]:
+    """A ControlNetModel state dict as a single file holds it: "ldm-prefixed", "ldm" or "diffusers"."""
+    if layout == "diffusers":
+        return dict(state)
+    ldm = controlnet_to_ldm(state, layers_per_block)
+    return {CONTROLNET_PREFIX + k: v for k, v in ldm.items()} if layout == "ldm-prefixed" else ldm

@@ -71,6 +71,24 @@ def test_generation_list_sorts_by_score(studio):
     assert scores == sorted(scores, reverse=True) and len(scores) >= 3
 
 
+def test_a_failing_scorer_keeps_the_rendered_image_with_a_warning(studio, monkeypatch):
+    from core.identity.consistency import ClipScorer
+
+    library, service = studio
+
+    def broken(self, image, region):
+        raise RuntimeError("onnxruntime: CUDA failure 700")
+
+    monkeypatch.setattr(ClipScorer, "score", broken)
+    [record] = service.generate(kael(seed=90))
+    assert Image.open(record.path).size == (64, 64)
+    stored = get_generation(library, record.id)
+    assert stored.scores.get("Kael") is None  # unscored, not a made-up number
+    assert any("consistency score failed" in w and "CUDA failure 700" in w for w in stored.warnings)
+    document = json.loads(Image.open(record.path).text["character-studio"])
+    assert any("CUDA failure 700" in w for w in document["warnings"])
+
+
 @dataclass
 class FakeFace:
     normed_embedding: np.ndarray

@@ -127,3 +127,48 @@ def test_faces_are_numbered_left_to_right_and_single_files_are_refused(faces_lib
     assert [round(f.box[0]) for f in faces] == sorted(round(f.box[0]) for f in faces)
     with pytest.raises(LibraryError, match="register the folder holding the detector and the recognition model"):
         inspect_model_path(write_face_models(tmp_path / "set") / "rec_tiny.onnx")
+
+
+def test_instantid_gets_the_raw_mean_identity_and_faceid_the_normed_one(faces_library, tmp_path):
+    from core.identity.face_analysis import FaceAnalyzer
+
+    library, catalog, _, ids = faces_library
+    catalog.add_references("Mira", [painted(tmp_path / "again.png", left=True, right=False, texture_seed=7)])
+    analyzer = FaceAnalyzer(library)
+    analyzer.reference_faces("Mira")
+    catalog.pick_face(ids["two"], 0)
+    chosen = [r.chosen for r in analyzer.reference_faces("Mira") if r.chosen is not None]
+    assert len(chosen) == 3
+    raw = analyzer.character_raw_embedding("Mira")
+    assert np.allclose(raw, np.mean([face.embedding for face in chosen], axis=0))
+    assert np.linalg.norm(raw) > 2  # the recognition model's own scale, not a unit vector
+    normed = analyzer.character_embedding("Mira")
+    assert abs(np.linalg.norm(normed) - 1) < 1e-5
+    runs = analyzer.runs
+    analyzer.character_raw_embedding("Mira")
+    assert analyzer.runs == runs  # read from the cached analyses, like the normed one
+
+
+def test_an_unzipped_antelopev2_with_its_models_one_folder_down_is_found_and_used(library, tmp_path):
+    from core.identity.face_analysis import FaceAnalyzer
+    from core.model_registry import ModelRegistry
+
+    unzipped = tmp_path / "models" / "antelopev2"
+    write_face_models(unzipped / "antelopev2")  # as antelopev2.zip unpacks: antelopev2/antelopev2/*.onnx
+    (unzipped / "antelopev2.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    found = inspect_model_path(unzipped)
+    assert (found.kind, found.details["detector"], found.details["recognition"]) == ("face-models", "det_tiny.onnx", "rec_tiny.onnx")
+    ModelRegistry(library).add(unzipped, name="antelopev2")
+    [face] = FaceAnalyzer(library).analyse_image(Image.open(painted(tmp_path / "x.png", left=True, right=False)))
+    box, _ = expected_face("left")
+    assert np.allclose(face.box, box, atol=1)
+
+
+def test_faceid_plus_face_crops_are_aligned_224_pixel_faces(faces_library):
+    from core.identity.face_analysis import FaceAnalyzer
+
+    library, _, _, _ = faces_library
+    crops = FaceAnalyzer(library).character_face_crops("Mira")
+    # "one" shows a face; "none" none; "two" two with no pick yet: one crop.
+    assert [crop.size for crop in crops] == [(224, 224)]
+    assert np.asarray(crops[0]).mean() > 150  # the bright half the tiny detector calls a face

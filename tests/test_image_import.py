@@ -60,6 +60,31 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
     assert image.getpixel((3, 3)) == (128, 128, 128)
 
 
+# A very dark 16-bit scan: every value fits in 8 bits, which must not make it read as 8-bit.
+DARK_SCAN = np.array([[0, 128, 129, 255], [64, 200, 250, 100]], dtype=np.uint16)
+
+
+def dark_scan_files(folder) -> dict[str, object]:
+    png = folder / "dark.png"
+    Image.fromarray(DARK_SCAN).save(png)  # I;16
+    tiff = folder / "dark.tif"
+    Image.fromarray(DARK_SCAN).save(tiff)  # I;16, BitsPerSample 16
+    pgm = folder / "dark.pgm"  # Pillow reads a 16-bit PGM as mode "I"
+    pgm.write_bytes(b"P5\n4 2\n65535\n" + DARK_SCAN.astype(">u2").tobytes())
+    return {"png": png, "tiff": tiff, "pgm": pgm}
+
+
+@pytest.mark.parametrize("kind", ["png", "tiff", "pgm"])
+def test_a_dark_sixteen_bit_scan_stays_dark(tmp_path, kind):
+    path = dark_scan_files(tmp_path)[kind]
+    with Image.open(path) as original:
+        assert original.mode in ("I;16", "I")
+    image = decoded(read_image_file(path))
+    grey = np.asarray(image.convert("RGB"))[:, :, 0]
+    # Scaled by the bit depth (65535 -> 255), not by the scan's own brightest pixel.
+    assert np.array_equal(grey, np.rint(DARK_SCAN / 257.0).astype(np.uint8))
+
+
 def test_opaque_alpha_is_dropped_and_real_alpha_kept(tmp_path):
     opaque = image_corpus.save(image_corpus.gradient().convert("RGBA"), tmp_path / "opaque.png")
     assert decoded(read_image_file(opaque)).mode == "RGB"

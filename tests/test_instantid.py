@@ -17,12 +17,17 @@ KEYPOINTS = np.array([[40.0, 50.0], [80.0, 50.0], [60.0, 70.0], [45.0, 90.0], [7
 
 
 class FixedFaces:
+    """Stands in for the face models: an identity as ArcFace gives it (norm ~22), and normed."""
+
     def __init__(self):
-        vector = np.random.default_rng(3).standard_normal(512)
-        self.identity = vector / np.linalg.norm(vector)
+        self.raw = np.random.default_rng(3).standard_normal(512)
+        self.identity = self.raw / np.linalg.norm(self.raw)
 
     def character_embedding(self, name, project=None):
         return self.identity
+
+    def character_raw_embedding(self, name, project=None):
+        return self.raw
 
     def character_keypoints(self, name, project=None):
         return KEYPOINTS, (30, 35, 60, 70), (128, 128)  # keypoints, face box, reference size
@@ -91,11 +96,30 @@ def test_instantid_face_tokens_reach_identitynet_and_the_unet(studio, monkeypatc
 
     pipe = next(iter(service.engine.pipelines._bases.values())).pipe
     projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]
-    face = torch.tensor(FixedFaces().identity, dtype=torch.float32).reshape(1, 1, 512)
+    face = torch.tensor(FixedFaces().raw, dtype=torch.float32).reshape(1, 1, 512)
     with torch.no_grad():
         expected = projection(torch.cat([torch.zeros_like(face), face]))
     assert seen and all(tokens.shape == (2, 16, 80) for tokens in seen)
     assert torch.allclose(seen[0], expected, atol=1e-5)  # face tokens, not the 77 prompt tokens
+
+
+def test_instantid_resampler_reads_the_raw_arcface_embedding_not_a_unit_vector(studio):
+    _, service = studio
+    service.generate(request())  # attaches the adapter
+    pipe = next(iter(service.engine.pipelines._bases.values())).pipe
+    resampler = pipe.unet.encoder_hid_proj.image_projection_layers[0]
+    seen = []
+    hook = resampler.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    try:
+        service.generate(request())
+    finally:
+        hook.remove()
+    raw = FixedFaces().raw
+    negative, positive = seen[0].reshape(2, 512)  # classifier-free guidance: zero face, then the face
+    assert torch.count_nonzero(negative) == 0
+    # InstantID was trained on insightface's `embedding`, norm ~20+: a unit vector is a faint face.
+    assert abs(float(positive.norm()) - float(np.linalg.norm(raw))) < 1e-3 and float(positive.norm()) > 15
+    assert torch.allclose(positive, torch.tensor(raw, dtype=torch.float32), atol=1e-5)
 
 
 def test_instantid_changes_the_image_and_reproduces_from_its_png(studio):

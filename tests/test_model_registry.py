@@ -189,7 +189,7 @@ def test_add_refusals_leave_the_registry_unchanged(registry, tmp_path):
         registry.add(mf.sd15_checkpoint(tmp_path / "base.safetensors"), kind="ip-adapter")
     with pytest.raises(LibraryError, match="ControlNets only"):
         registry.add(mf.kohya_lora_sd15(tmp_path / "l.safetensors"), control_type="depth")
-    with pytest.raises(LibraryError, match="single-file checkpoints only"):
+    with pytest.raises(LibraryError, match="single-file checkpoints and ControlNets only"):
         registry.add(mf.kohya_lora_sd15(tmp_path / "l.safetensors"), config_dir=tmp_path)
     assert registry.list() == []
     allowed = registry.add(tmp_path / "old.ckpt", allow_pickle=True)

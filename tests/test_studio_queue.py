@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -252,6 +253,9 @@ def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_
     wait_for_status(qtbot, page, job.id, "done", timeout=60000)
     assert supervisor.state == "running" and supervisor.process is not None
     assert page.worker_panel.state.text().startswith("Worker running, device cpu (float32), pid")
+    # The worker says what it keeps loaded after the job: the tiny base, within its default budget.
+    qtbot.waitUntil(lambda: "tiny (" in page.worker_panel.memory.text(), timeout=5000)
+    assert page.worker_panel.memory.text().startswith("In memory: cpu: ") and " budget: " in page.worker_panel.memory.text()
     qtbot.waitUntil(lambda: finished == [job.id] and len(added) == 1, timeout=3000)
     record = queue.get(job.id)
     assert added == [record.result["generations"]]
@@ -432,3 +436,39 @@ def test_keep_training_after_close_is_one_choice_shown_in_two_places(window, pag
     settings_tab.keep_running_box.click()
     assert not page.worker_panel.keep_running.isChecked()  # and the other way round
     assert settings.value("worker/keep_running_after_close") in (False, "false")
+
+
+def test_what_the_worker_holds_in_memory_is_shown_on_the_queue_page_and_in_settings(window, page, settings, qtbot, watched):
+    from core.jobs.worker_lock import WorkerLock
+    from core.jobs.worker_memory import publish_memory
+
+    supervisor = window.context.supervisor
+    watched.append(supervisor)
+    settings_tab = window.page("models").settings_panel
+    assert page.worker_panel.memory.isHidden() and settings_tab.held_label.text() == "Not known: no worker is running"
+    # A worker of this process's own (its lock held here) stands in for one started in a terminal.
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:memory"
+    held = {
+        "worker": worker_id, "device": "cuda:0", "budget_bytes": 6 * 1024**3, "resident_bytes": 2 * 1024**3 + 700 * 1024**2,
+        "bases": [{"name": "anime", "bytes": 2 * 1024**3, "loras": []}],
+        "controlnets": [{"name": "openpose", "bytes": 700 * 1024**2}],
+    }
+    library_root = window.context.library.root
+    with WorkerLock(library_root, worker_id, {"device": "cuda:0"}):
+        publish_memory(library_root, worker_id, held)
+        supervisor.start()
+        assert supervisor.state == "attached"
+        expected = "cuda:0: 2.7 GB of 6.0 GB budget: anime (2.0 GB); ControlNet openpose (700.0 MB)"
+        assert page.worker_panel.memory.text() == f"In memory: {expected}" and page.worker_panel.memory.isVisibleTo(page)
+        assert settings_tab.held_label.text() == expected
+        # After the next job the worker holds something else: the page follows within a check.
+        held.update(bases=[], controlnets=[], resident_bytes=0)
+        publish_memory(library_root, worker_id, held)
+        qtbot.waitUntil(lambda: settings_tab.held_label.text() == "No models loaded (6.0 GB budget)", timeout=3000)
+        assert page.worker_panel.memory.text() == "In memory: No models loaded (6.0 GB budget)"
+        supervisor.shutdown()  # someone else's worker: left alone, and nothing is started in its place
+
+    settings_tab.budget_box.setValue(4.5)
+    assert worker_options(settings)[-2:] == ["--memory-budget", "4.5"]
+    settings_tab.budget_box.setValue(0)  # "Automatic": the worker measures its device
+    assert "--memory-budget" not in worker_options(settings)

@@ -1,30 +1,40 @@
 """Warm pipelines: a base model is loaded once; LoRAs, IP-Adapters and ControlNets come and go.
 
 Artists alternate: this character, then that one; this LoRA, then another. Reloading a 2-7 GB
-checkpoint for each would cost seconds to minutes, so the cache keeps bases loaded (evicting the
-least recently used beyond a memory budget) and changes only what differs between requests:
+checkpoint for each would cost seconds to minutes, so the cache keeps models loaded and changes
+only what differs between requests:
 - LoRAs stay attached as named peft adapters; a request re-weights or disables them;
 - IP-Adapter weights are read from disk once and re-attached from memory when the set changes;
 - ControlNets are loaded once and joined to the base through `from_pipe`, which shares modules.
 `load_counts` records every read of a model from disk, so tests and benchmarks can prove it.
+
+A long session must not pile up every model it ever used: beyond the memory budget
+(core/engine/memory_budget.py) the least recently used bases, ControlNets and LoRA adapters that the
+current request does not need are unloaded. Running out of memory while loading unloads all of
+those and tries once more, so one failed load does not leave every later job failing too.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
-import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
+from core.engine import single_file_loading
 from core.engine.devices import DeviceChoice
+from core.engine.memory_budget import out_of_memory_line
 from storage.errors import LibraryError
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class WeightsRef:
     path: Path
     sha256: str
     family: str | None = None
-    config_dir: Path | None = None  # for single-file checkpoints: the diffusers config folder
+    config_dir: Path | None = None  # single-file checkpoints and ControlNets: the user's --config folder
 
     @property
     def is_single_file(self) -> bool:
@@ -56,15 +66,31 @@ class MemoryOptions:
 
 
 @dataclass
+class _HeldLora:
+    name: str
+    size_bytes: int
+    last_used: int
+
+
+@dataclass
+class _HeldControlNet:
+    ref: WeightsRef
+    model: Any
+    size_bytes: int
+    last_used: int
+
+
+@dataclass
 class _BaseEntry:
     ref: WeightsRef
     pipe: Any
     family: str
     size_bytes: int
-    last_used: float
+    last_used: int
     scheduler_config: dict[str, Any]
-    loras: set[str] = field(default_factory=set)
+    loras: dict[str, _HeldLora] = field(default_factory=dict)  # by adapter name
     ip_adapters: tuple[str, ...] = ()
+    ip_bytes: int = 0
     faceid_loras: tuple[str, ...] = ()  # LoRAs that came inside the attached FaceID adapters
     mode_pipes: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
@@ -89,7 +115,9 @@ class PipelineCache:
         self.load_counts: Counter[str] = Counter()
         self._bases: dict[str, _BaseEntry] = {}
         self._ip_state_dicts: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
-        self._controlnets: dict[str, Any] = {}
+        self._controlnets: dict[str, _HeldControlNet] = {}
+        self._uses = itertools.count()  # a use order, not a clock: ties and clock steps cannot reorder it
+        self._in_use: set[tuple[str, ...]] = set()
 
     # -- public -----------------------------------------------------------------------------
     def pipeline_for(
@@ -104,16 +132,52 @@ class PipelineCache:
         `mode` is txt2img, img2img (a start image) or inpaint (a start image and a mask)."""
         if mode not in PIPELINE_CLASSES:
             raise ValueError(f"unknown pipeline mode {mode}")
+        # Making room for one part of a request must never unload another part of it.
+        self._in_use = {("base", base.sha256)}
+        self._in_use |= {("controlnet", ref.sha256) for ref in controlnets}
+        self._in_use |= {("lora", base.sha256, _adapter_name(ref)) for ref, _ in loras}
         entry = self._base(base)
+        if mode != "inpaint" and getattr(entry.pipe.unet.config, "in_channels", 4) == 9:
+            raise EngineError(
+                f"'{base.name}' is an inpainting checkpoint: it renders masked passes only; pick a base "
+                f"checkpoint for this one (--base NAME)"
+            )
         # IP-Adapters first: a FaceID file brings a LoRA of its own, which the user's LoRAs join.
         self._apply_ip_adapters(entry, list(ip_adapters))
         self._apply_loras(entry, list(loras))
         pipe = self._in_mode(entry, list(controlnets), mode)
-        entry.last_used = time.monotonic()
+        entry.last_used = next(self._uses)
         return pipe, entry.family, entry.scheduler_config
 
     def loaded_bases(self) -> list[str]:
         return list(self._bases)
+
+    def loaded_controlnets(self) -> list[str]:
+        return list(self._controlnets)
+
+    def resident_bytes(self) -> int:
+        """The bytes of every model held now (bases with their adapters, ControlNets)."""
+        bases = sum(e.size_bytes + e.ip_bytes + sum(l.size_bytes for l in e.loras.values()) for e in self._bases.values())
+        return bases + sum(c.size_bytes for c in self._controlnets.values())
+
+    def held(self) -> dict[str, Any]:
+        """What is loaded, most recently used first, as JSON: the worker publishes it for the studio."""
+        bases = sorted(self._bases.values(), key=lambda e: -e.last_used)
+        controlnets = sorted(self._controlnets.values(), key=lambda c: -c.last_used)
+        return {
+            "device": self.device.device,
+            "budget_bytes": self.memory_budget_bytes,
+            "resident_bytes": self.resident_bytes(),
+            "bases": [
+                {
+                    "name": e.ref.name,
+                    "bytes": e.size_bytes + e.ip_bytes,
+                    "loras": [{"name": l.name, "bytes": l.size_bytes} for l in sorted(e.loras.values(), key=lambda l: -l.last_used)],
+                }
+                for e in bases
+            ],
+            "controlnets": [{"name": c.ref.name, "bytes": c.size_bytes} for c in controlnets],
+        }
 
     def clear(self) -> None:
         self._bases.clear()
@@ -126,11 +190,11 @@ class PipelineCache:
         key = ref.sha256
         if key in self._bases:
             return self._bases[key]
-        pipe, family = self._load_base(ref)
-        size = module_bytes(*(getattr(pipe, n, None) for n in ("unet", "vae", "text_encoder", "text_encoder_2")))
-        self._evict_for(size)
-        entry = _BaseEntry(ref, pipe, family, size, time.monotonic(), dict(pipe.scheduler.config))
+        self._evict_for(weights_bytes_on_disk(ref.path))
+        pipe, family = self._loading(f"checkpoint '{ref.name}'", lambda: self._load_base(ref))
+        entry = _BaseEntry(ref, pipe, family, _pipe_bytes(pipe), next(self._uses), dict(pipe.scheduler.config))
         self._bases[key] = entry
+        self._evict_for(0)  # the size on disk was only an estimate
         return entry
 
     def _load_base(self, ref: WeightsRef):
@@ -142,13 +206,19 @@ class PipelineCache:
         if family == "sd15":
             options.update(safety_checker=None, requires_safety_checker=False)
         try:
+            variant: dict[str, Any] = {}
             if ref.is_single_file:
                 from resources import model_config_dir
 
                 config = ref.config_dir or model_config_dir(family)
+                variant = single_file_loading.checkpoint_variant(ref.path)
+                if variant["variant"] == "inpainting":
+                    options["unet"] = single_file_loading.inpainting_unet(ref.path, config, self.device.dtype)
                 pipe = pipeline_class.from_single_file(str(ref.path), config=str(config), **options)
             else:
                 pipe = pipeline_class.from_pretrained(str(ref.path), **options)
+            if overrides := single_file_loading.scheduler_overrides(variant):
+                pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **overrides)
         except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds; each becomes one clear line
             if _is_out_of_memory(exc):
                 raise
@@ -177,17 +247,71 @@ class PipelineCache:
         if self.memory.vae_tiling:
             pipe.vae.enable_tiling()
 
+    # -- memory ---------------------------------------------------------------------------
     def _evict_for(self, incoming_bytes: int) -> None:
+        """Unloads the least recently used models this request does not need until
+        `incoming_bytes` more fit the budget. A model bigger than the budget still loads, alone."""
         if self.memory_budget_bytes is None:
             return
-        used = sum(e.size_bytes for e in self._bases.values())
-        for key, entry in sorted(self._bases.items(), key=lambda kv: kv[1].last_used):
-            if used + incoming_bytes <= self.memory_budget_bytes:
+        evicted = False
+        for _, what, unload in sorted(self._evictable(), key=lambda candidate: candidate[0]):
+            if self.resident_bytes() + incoming_bytes <= self.memory_budget_bytes:
                 break
-            log.info("evicting %s to stay within the memory budget", entry.ref.name)
-            used -= entry.size_bytes
-            del self._bases[key]
+            log.info("unloading %s to stay within the memory budget", what)
+            unload()
+            evicted = True
+        if evicted:
+            free_memory()  # a collection costs ~0.1 s: only when something was let go
+
+    def _evict_all_unused(self) -> None:
+        for _, what, unload in list(self._evictable()):
+            log.info("unloading %s to make room", what)
+            unload()
         free_memory()
+
+    def _evictable(self) -> Iterator[tuple[int, str, Callable[[], None]]]:
+        """(last use, what, how to unload it) for each model the current request does not need."""
+        for key, entry in self._bases.items():
+            if ("base", key) not in self._in_use:
+                yield entry.last_used, f"checkpoint '{entry.ref.name}'", partial(self._bases.pop, key, None)
+            for adapter, lora in entry.loras.items():
+                if ("lora", key, adapter) not in self._in_use:
+                    yield lora.last_used, f"LoRA '{lora.name}'", partial(self._unload_lora, entry, adapter)
+        for key, held in self._controlnets.items():
+            if ("controlnet", key) not in self._in_use:
+                yield held.last_used, f"ControlNet '{held.ref.name}'", partial(self._unload_controlnet, key)
+
+    def _unload_lora(self, entry: _BaseEntry, adapter: str) -> None:
+        if self._bases.get(entry.ref.sha256) is not entry or adapter not in entry.loras:
+            return  # it went with its base
+        entry.pipe.delete_adapters([adapter])
+        del entry.loras[adapter]
+
+    def _unload_controlnet(self, key: str) -> None:
+        self._controlnets.pop(key, None)
+        # A mode pipe joined to it would keep it alive (and hand it to the next request).
+        for entry in self._bases.values():
+            entry.mode_pipes = {mode: pipe for mode, pipe in entry.mode_pipes.items() if key not in mode[1:]}
+
+    def _loading(self, what: str, load: Callable[[], _T]) -> _T:
+        """`load()`, and when memory runs out, once more after unloading everything the request
+        does not need; a second failure is one line with the memory options to try."""
+        try:
+            return load()
+        except Exception as exc:  # diffusers and peft wrap an OOM in several types
+            if not _is_out_of_memory(exc):
+                raise
+            log.warning("out of memory loading %s: unloading every other model and trying again", what)
+        # Outside the except block: its traceback no longer holds the half-loaded tensors.
+        self._evict_all_unused()
+        try:
+            return load()
+        except Exception as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            line = out_of_memory_line(self.device.device, f"loading {what} with every other model unloaded")
+        free_memory()
+        raise EngineError(line)
 
     # -- LoRAs ----------------------------------------------------------------------------
     def _apply_loras(self, entry: _BaseEntry, loras: list[tuple[WeightsRef, float]]) -> None:
@@ -196,12 +320,11 @@ class PipelineCache:
         for ref, _weight in loras:
             adapter = _adapter_name(ref)
             if adapter not in entry.loras:
-                try:
-                    pipe.load_lora_weights(str(ref.path), adapter_name=adapter)
-                except (ValueError, KeyError, RuntimeError) as exc:
-                    raise EngineError(f"cannot apply LoRA '{ref.name}': {_first_line(exc)}") from exc
-                self.load_counts[ref.name] += 1
-                entry.loras.add(adapter)
+                self._evict_for(weights_bytes_on_disk(ref.path))
+                before = _pipe_bytes(pipe)
+                self._loading(f"LoRA '{ref.name}'", partial(self._load_lora, pipe, ref, adapter))
+                entry.loras[adapter] = _HeldLora(ref.name, max(_pipe_bytes(pipe) - before, 0), 0)
+            entry.loras[adapter].last_used = next(self._uses)
             names.append(adapter)
         # A FaceID adapter's own LoRA stays on at full weight beside the user's, not instead of them.
         names += list(entry.faceid_loras)
@@ -214,6 +337,15 @@ class PipelineCache:
         else:
             pipe.disable_lora()
 
+    def _load_lora(self, pipe, ref: WeightsRef, adapter: str) -> None:
+        if adapter in getattr(pipe.unet, "peft_config", {}):
+            pipe.delete_adapters([adapter])  # what a load that ran out of memory left half attached
+        try:
+            pipe.load_lora_weights(str(ref.path), adapter_name=adapter)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise EngineError(f"cannot apply LoRA '{ref.name}': {_first_line(exc)}") from exc
+        self.load_counts[ref.name] += 1
+
     # -- IP-Adapters ----------------------------------------------------------------------
     def _apply_ip_adapters(self, entry: _BaseEntry, adapters: list[WeightsRef]) -> None:
         wanted = tuple(ref.sha256 for ref in adapters)
@@ -221,34 +353,50 @@ class PipelineCache:
             return
         pipe = entry.pipe
         if entry.ip_adapters:
-            pipe.unload_ip_adapter()
-            if entry.faceid_loras:
-                pipe.delete_adapters(list(entry.faceid_loras))
-                entry.faceid_loras = ()
-            entry.mode_pipes.clear()  # they hold the old attention processors' wiring
+            self._detach_ip_adapters(entry)
         if adapters:
             state_dicts = [self._ip_state_dict(ref) for ref in adapters]
+            before = _pipe_bytes(pipe)
             try:
-                pipe.load_ip_adapter(
-                    state_dicts,
-                    subfolder=[""] * len(state_dicts),
-                    weight_name=[""] * len(state_dicts),
-                    image_encoder_folder=None,  # embeddings come from our own cache
-                )
-            except (ValueError, KeyError, RuntimeError) as exc:
-                raise EngineError(f"cannot attach IP-Adapter '{adapters[0].name}': {_first_line(exc)}") from exc
-            # load_ip_adapter builds the new layers on the CPU in fp32; move them to the pipeline's place.
-            pipe.unet.to(device=self.device.device, dtype=self.device.dtype)
+                self._loading(f"IP-Adapter '{adapters[0].name}'", partial(self._attach_ip_adapters, pipe, adapters, state_dicts))
+            except Exception:
+                self._detach_ip_adapters(entry)  # no half-attached adapter may reach the next request
+                raise
+            entry.ip_bytes = max(_pipe_bytes(pipe) - before, 0)
             entry.faceid_loras = tuple(n for n in getattr(pipe.unet, "peft_config", {}) if n.startswith("faceid_"))
         entry.ip_adapters = wanted
+
+    def _attach_ip_adapters(self, pipe, adapters: list[WeightsRef], state_dicts: list) -> None:
+        try:
+            pipe.load_ip_adapter(
+                state_dicts,
+                subfolder=[""] * len(state_dicts),
+                weight_name=[""] * len(state_dicts),
+                image_encoder_folder=None,  # embeddings come from our own cache
+            )
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise EngineError(f"cannot attach IP-Adapter '{adapters[0].name}': {_first_line(exc)}") from exc
+        # load_ip_adapter builds the new layers on the CPU in fp32; move them to the pipeline's place.
+        pipe.unet.to(device=self.device.device, dtype=self.device.dtype)
+
+    @staticmethod
+    def _detach_ip_adapters(entry: _BaseEntry) -> None:
+        pipe = entry.pipe
+        pipe.unload_ip_adapter()
+        faceid_loras = [n for n in getattr(pipe.unet, "peft_config", {}) if n.startswith("faceid_")]
+        if faceid_loras:
+            pipe.delete_adapters(faceid_loras)
+        entry.faceid_loras, entry.ip_adapters, entry.ip_bytes = (), (), 0
+        entry.mode_pipes.clear()  # they hold the old attention processors' wiring
 
     def ip_adapter_variant(self, ref: WeightsRef) -> str:
         """What the adapter consumes: the base adapter projects CLIP's pooled `image_embeds`;
         plus, plus-face and full-face read CLIP's penultimate `hidden_states`; FaceID and
-        InstantID read an insightface identity embedding (`face_embeds`, 512-d)."""
+        InstantID read an insightface identity embedding (`face_embeds`, 512-d); FaceID Plus
+        reads both (`faceid_plus`)."""
         projection = self._ip_state_dict(ref)["image_proj"]
         if "perceiver_resampler.proj_in.weight" in projection:
-            raise EngineError(f"'{ref.name}' is an IP-Adapter FaceID Plus file; FaceID Plus is not supported yet, use FaceID or InstantID")
+            return "faceid_plus"  # FaceID Plus/PlusV2: the face embedding, and CLIP hidden states of the face crop
         if "proj.weight" in projection:
             return "image_embeds"
         if "norm.weight" in projection and "proj.0.weight" in projection and "proj.3.weight" not in projection:
@@ -287,20 +435,28 @@ class PipelineCache:
         return self._controlnet(ref)
 
     def _controlnet(self, ref: WeightsRef):
-        if ref.sha256 not in self._controlnets:
-            from diffusers import ControlNetModel
+        held = self._controlnets.get(ref.sha256)
+        if held is None:
+            self._evict_for(weights_bytes_on_disk(ref.path))
+            model = self._loading(f"ControlNet '{ref.name}'", lambda: self._load_controlnet(ref))
+            held = self._controlnets[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
+            self._evict_for(0)  # the size on disk was only an estimate
+        held.last_used = next(self._uses)
+        return held.model
 
-            options = {"torch_dtype": self.device.dtype, "local_files_only": True}
-            try:
-                if ref.is_single_file:
-                    model = ControlNetModel.from_single_file(str(ref.path), **options)
-                else:
-                    model = ControlNetModel.from_pretrained(str(ref.path), **options)
-            except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                raise EngineError(f"cannot load ControlNet '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
-            self.load_counts[ref.name] += 1
-            self._controlnets[ref.sha256] = model.to(self.device.device)
-        return self._controlnets[ref.sha256]
+    def _load_controlnet(self, ref: WeightsRef):
+        from diffusers import ControlNetModel
+
+        options = {"torch_dtype": self.device.dtype, "local_files_only": True}
+        try:
+            if ref.is_single_file:
+                model = single_file_loading.controlnet_from_file(ref.path, ref.config_dir, self.device.dtype)
+            else:
+                model = ControlNetModel.from_pretrained(str(ref.path), **options)
+        except (OSError, ValueError, KeyError, RuntimeError, LibraryError) as exc:
+            raise EngineError(f"cannot load ControlNet '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
+        self.load_counts[ref.name] += 1
+        return model.to(self.device.device)
 
 
 FACE_EMBEDDING_DIM = 512  # insightface's recognition models (antelopev2, buffalo_l)
@@ -344,6 +500,21 @@ def read_ip_adapter_file(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     return {"image_proj": loaded["image_proj"], "ip_adapter": loaded["ip_adapter"]}
 
 
+def weights_bytes_on_disk(path: Path) -> int:
+    """A model's size before it is loaded: its weight files. High for a file saved in a wider
+    dtype than it loads in, which only unloads a little early; the real size replaces it after."""
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return 0
+    files = [f for f in path.rglob("*.safetensors") if f.is_file()] or [f for f in path.rglob("*.bin") if f.is_file()]
+    return sum(f.stat().st_size for f in files)
+
+
+def _pipe_bytes(pipe) -> int:
+    return module_bytes(*(getattr(pipe, n, None) for n in ("unet", "vae", "text_encoder", "text_encoder_2")))
+
+
 def _adapter_name(ref: WeightsRef) -> str:
     return "lora_" + ref.sha256[:16]
 
@@ -360,7 +531,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()
 
 
 def free_memory() -> None:

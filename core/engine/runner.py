@@ -20,11 +20,12 @@ from PIL import Image, ImageFilter
 
 from core.engine.devices import DeviceChoice
 from core.engine.image_embeddings import EncoderInput, ImageEmbedder
+from core.engine.memory_budget import OUT_OF_MEMORY_OPTIONS
 from core.engine.pipeline_cache import EngineError, MemoryOptions, PipelineCache, WeightsRef, free_memory
 from core.engine.preview import latents_to_preview
 from core.engine.regions import RegionTensors, regional_prompts
 from core.engine.request import GenerationRequest
-from core.engine.samplers import make_scheduler
+from core.engine.samplers import guidance_rescale_for, make_scheduler
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,12 @@ class IdentityPlan:
     images: tuple[EncoderInput, ...]
     scale: float
     mask: Image.Image | None = None
-    # The character's insightface identity (mean of its references' normed face embeddings),
-    # for FaceID and InstantID adapters; None for CLIP-image adapters.
+    # The character's insightface identity, for FaceID and InstantID adapters (None for CLIP-image
+    # adapters): the mean of its references' normed embeddings for FaceID, of their raw ones for
+    # InstantID, each as it was trained.
     face_embedding: tuple[float, ...] | None = None
+    # FaceID PlusV2 was trained adding the identity tokens back after its resampler; Plus without.
+    faceid_shortcut: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,8 @@ class Engine:
         except torch.OutOfMemoryError:
             free_memory()
             raise EngineError(
-                f"out of GPU memory rendering {request.width}x{request.height}; try a smaller size or the "
-                f"memory options --attention-slicing, --vae-tiling or --cpu-offload"
+                f"out of GPU memory rendering {request.width}x{request.height}; try a smaller size, a smaller "
+                f"--memory-budget (fewer models kept loaded) or {OUT_OF_MEMORY_OPTIONS}"
             ) from None
         if stage.cancel is not None and stage.cancel.is_set():
             raise Cancelled("generation cancelled")
@@ -216,7 +220,7 @@ class Engine:
     def _identity_embeddings(self, identity: IdentityPlan) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive, negative) image embeddings for one identity slot: (1, dim) or (1, tokens, dim)."""
         variant = self.pipelines.ip_adapter_variant(identity.adapter)
-        if variant == "face_embeds":
+        if variant in ("face_embeds", "faceid_plus"):
             if identity.face_embedding is None:
                 raise EngineError(f"IP-Adapter '{identity.adapter.name}' needs the character's face embedding (face models)")
             positive = torch.tensor(identity.face_embedding, dtype=torch.float32).reshape(1, 1, -1)
@@ -229,6 +233,21 @@ class Engine:
         positive = self.embedder.embed(identity.encoder, variant, list(identity.images)).mean(dim=0, keepdim=True)
         negative = self.embedder.negative(identity.encoder, variant).unsqueeze(0)
         return positive, negative
+
+    def _set_face_crop_embeddings(self, pipe, slot: int, identity: IdentityPlan, guided: bool) -> None:
+        """FaceID Plus's resampler reads CLIP's hidden states of the face crops beside the face
+        identity. diffusers takes them as attributes of the slot's projection layer, not as a call
+        argument, so they are set before every call (the layer outlives one character)."""
+        if identity.encoder is None or not identity.images:
+            raise EngineError(f"IP-Adapter FaceID Plus '{identity.adapter.name}' needs an image encoder and the character's face crops")
+        positive = self.embedder.embed(identity.encoder, "hidden_states", list(identity.images)).mean(dim=0, keepdim=True)
+        negative = self.embedder.negative(identity.encoder, "hidden_states").unsqueeze(0)
+        # (batch, images, tokens, width), in the same negative-then-positive order as the identity.
+        clip = torch.stack([negative, positive]) if guided else positive.unsqueeze(0)
+        layer = pipe.unet.encoder_hid_proj.image_projection_layers[slot]
+        layer.clip_embeds = clip.to(device=self.device.device, dtype=self.device.dtype)
+        layer.shortcut = identity.faceid_shortcut
+        layer.shortcut_scale = 1.0  # IP-Adapter's own default (s_scale)
 
     def _region_tensors(self, pipe, regions: tuple[RegionPlan, ...], request: GenerationRequest) -> list[RegionTensors]:
         latent = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
@@ -253,6 +272,8 @@ class Engine:
             positive, negative = self._identity_embeddings(identity)
             stacked = torch.stack([negative, positive]) if guided else positive.unsqueeze(0)
             embeds.append(stacked.to(device=self.device.device, dtype=self.device.dtype))
+            if self.pipelines.ip_adapter_variant(identity.adapter) == "faceid_plus":
+                self._set_face_crop_embeddings(pipe, len(embeds) - 1, identity, guided)
             scales.append(identity.scale)
             masks.append(identity.mask)
         pipe.set_ip_adapter_scale(scales)
@@ -317,6 +338,7 @@ def _base_arguments(pipe, request: GenerationRequest, scheduler_config: dict, pr
         # A CPU generator gives the same noise on every device, so a seed means one image.
         generator=torch.Generator("cpu").manual_seed(seed),
         clip_skip=request.clip_skip,
+        **guidance_rescale_for(pipe, scheduler_config),
     )
 
 

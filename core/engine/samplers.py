@@ -54,3 +54,20 @@ def make_scheduler(name: str, base_config: dict[str, Any]):
     prediction type and timestep spacing stay the checkpoint's)."""
     spec = SAMPLERS[canonical_sampler(name)]
     return spec.scheduler.from_config(base_config, **spec.options)
+
+
+# Lin et al. ("Common Diffusion Noise Schedules and Sample Steps are Flawed") rescale the guided
+# prediction by 0.7 for zero-terminal-SNR models, as NoobAI-XL v-pred's authors recommend: without
+# it, CFG over-exposes the images of such a model.
+ZERO_SNR_GUIDANCE_RESCALE = 0.7
+
+
+def guidance_rescale_for(pipe, scheduler_config: dict[str, Any]) -> dict[str, float]:
+    """{"guidance_rescale": 0.7} for a zero-terminal-SNR model on a pipeline that takes it."""
+    import inspect
+
+    if not scheduler_config.get("rescale_betas_zero_snr"):
+        return {}
+    if "guidance_rescale" not in inspect.signature(pipe.__call__).parameters:
+        return {}
+    return {"guidance_rescale": ZERO_SNR_GUIDANCE_RESCALE}

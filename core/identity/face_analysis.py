@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.model_files import onnx_models_folder
 from core.model_registry import ModelRecord, ModelRegistry
 from storage import characters as character_store
 from storage import faces as face_store
@@ -22,6 +23,7 @@ from storage.errors import LibraryError
 from storage.library import Library
 
 DETECTION_SIZE = (640, 640)
+FACE_CROP_SIZE = 224  # CLIP's input size; what FaceID Plus was trained with
 NOT_REGISTERED = (
     "no face models are registered: register the antelopev2 or buffalo_l folder with "
     "`character-studio model add DIR --kind face-models`"
@@ -60,6 +62,7 @@ class ReferenceFaces:
     height: int
     faces: tuple[Face, ...]
     face_index: int | None  # the user's pick among several faces
+    path: Path | None = None  # the stored image
 
     @property
     def chosen(self) -> Face | None:
@@ -121,17 +124,46 @@ class FaceAnalyzer:
                 for r in character_store.live_references(session, character)
             ]
         return [
-            ReferenceFaces(reference_id, width, height, tuple(self.analyse_stored_file(file_id, path)), face_index)
+            ReferenceFaces(reference_id, width, height, tuple(self.analyse_stored_file(file_id, path)), face_index, path)
             for reference_id, file_id, path, width, height, face_index in references
         ]
 
     def character_embedding(self, name: str, project: str | None = None) -> np.ndarray | None:
-        """The mean of the normed identities of the character's reference faces, normed again."""
-        chosen = [r.chosen for r in self.reference_faces(name, project) if r.chosen is not None]
+        """The mean of the normed identities of the character's reference faces, normed again:
+        what FaceID and the consistency score compare with."""
+        chosen = self._chosen_faces(name, project)
         if not chosen:
             return None
         mean = np.mean([face.normed_embedding for face in chosen], axis=0)
         return mean / np.linalg.norm(mean)
+
+    def character_raw_embedding(self, name: str, project: str | None = None) -> np.ndarray | None:
+        """The mean of the character's reference face embeddings as the recognition model gives
+        them (norm ~20-30 for antelopev2), not normed: InstantID's Resampler and IdentityNet were
+        trained on these (its pipeline passes face_info['embedding']), and a unit vector would be
+        a face some twenty times fainter than any they saw."""
+        chosen = self._chosen_faces(name, project)
+        if not chosen:
+            return None
+        return np.mean([face.embedding for face in chosen], axis=0)
+
+    def character_face_crops(self, name: str, project: str | None = None) -> list[Image.Image]:
+        """Each reference's chosen face aligned on its five keypoints, 224 px square, as
+        IP-Adapter's FaceID Plus pipeline crops it (insightface's norm_crop) for CLIP to see."""
+        from insightface.utils import face_align
+
+        crops = []
+        for reference in self.reference_faces(name, project):
+            face = reference.chosen
+            if face is None or len(face.kps) != 5 or reference.path is None:
+                continue
+            with Image.open(reference.path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            crops.append(Image.fromarray(face_align.norm_crop(pixels, np.asarray(face.kps, dtype=np.float32), image_size=FACE_CROP_SIZE)))
+        return crops
+
+    def _chosen_faces(self, name: str, project: str | None) -> list[Face]:
+        return [r.chosen for r in self.reference_faces(name, project) if r.chosen is not None]
 
     def character_keypoints(self, name: str, project: str | None = None):
         """The five keypoints, face box (x, y, w, h) and image size of the character's clearest
@@ -157,7 +189,9 @@ class FaceAnalyzer:
             if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
                 providers.insert(0, "CUDAExecutionProvider")
             try:
-                app = FaceAnalysis(name=str(self.model.path), allowed_modules=["detection", "recognition"], providers=providers)
+                # insightface globs *.onnx in exactly this folder: the one holding the models.
+                models = onnx_models_folder(Path(self.model.path))
+                app = FaceAnalysis(name=str(models), allowed_modules=["detection", "recognition"], providers=providers)
                 app.prepare(ctx_id=0 if len(providers) > 1 else -1, det_size=DETECTION_SIZE)
             except (AssertionError, RuntimeError, ValueError) as exc:
                 raise LibraryError(f"cannot use the face models in {self.model.path}: {exc or 'no face detector found'}") from None

@@ -28,6 +28,7 @@ from core.jobs.handlers import HANDLERS, interactive_kinds
 from core.jobs.queue import JobQueue, JobRecord, window_open
 from core.jobs.windows import Window, local_now
 from core.jobs.worker_lock import WorkerLock, jobs_dir, new_worker_id, worker_alive
+from core.jobs.worker_memory import publish_memory, withdraw_memory
 from storage import jobs as job_store
 from storage.errors import LibraryError
 from storage.library import Library
@@ -224,11 +225,13 @@ class Worker:
         clock: Callable[[], datetime] = local_now,
         log: Callable[[str], None] | None = None,
         generation_service: Any = None,
+        memory_budget_bytes: int | None = None,  # None: from the device's free memory
     ):
         self.library = library
         self.device = device
         self.precision = precision
         self.memory = memory
+        self.memory_budget_bytes = memory_budget_bytes
         self.worker_id = worker_id or new_worker_id()
         self.kinds = kinds  # None: every registered kind
         self.dead_after = float(dead_after)
@@ -248,8 +251,19 @@ class Worker:
             from core.engine.pipeline_cache import MemoryOptions
             from core.generation import GenerationService
 
-            self._service = GenerationService(self.library, self.device, self.precision, self.memory or MemoryOptions())
+            self._service = GenerationService(
+                self.library, self.device, self.precision, self.memory or MemoryOptions(), self.memory_budget_bytes
+            )
         return self._service
+
+    def publish_memory(self) -> None:
+        """Tells the studio what stays loaded between jobs (core/jobs/worker_memory.py)."""
+        # A stand-in service (tests, a Ray actor) may not say what it holds.
+        held = getattr(self._service, "memory_held", lambda: None)()
+        try:
+            publish_memory(self.library.root, self.worker_id, {"worker": self.worker_id, **(held or {"device": self.device})})
+        except OSError as exc:
+            self.log(f"warning: cannot publish what the worker holds in memory: {exc}")
 
     def _make_room_for(self, spec: HandlerSpec) -> None:
         """Before a training on an accelerator, the warm generation pipelines are let go: a
@@ -274,14 +288,19 @@ class Worker:
         wait for their window do not keep it running). Returns what became of each job it ran."""
         ran: list[JobRecord] = []
         with WorkerLock(self.library.root, self.worker_id, {"device": self.device}):
-            while not self.stopping and (max_jobs is None or len(ran) < max_jobs):
-                record = self.run_one()
-                if record is not None:
-                    ran.append(record)
-                    continue
-                if until_idle:
-                    break
-                self._shutdown.wait(self.poll_interval)
+            try:
+                self.publish_memory()
+                while not self.stopping and (max_jobs is None or len(ran) < max_jobs):
+                    record = self.run_one()
+                    if record is not None:
+                        ran.append(record)
+                        self.publish_memory()
+                        continue
+                    if until_idle:
+                        break
+                    self._shutdown.wait(self.poll_interval)
+            finally:
+                withdraw_memory(self.library.root, self.worker_id)
         return ran
 
     def run_one(self) -> JobRecord | None:

@@ -27,6 +27,7 @@ except ImportError:  # Windows: liveness falls back to heartbeats
 
 JOBS_DIRNAME = "jobs"
 WORKERS_DIRNAME = "workers"
+MEMORY_SUFFIX = ".memory.json"  # beside the lock: what the worker holds (core/jobs/worker_memory.py)
 
 
 def jobs_dir(library_root: Path) -> Path:
@@ -109,6 +110,7 @@ def _try_lock(path: Path) -> bool | None:
         except OSError:
             return None
         path.unlink(missing_ok=True)  # ours now, and its owner is gone
+        path.with_suffix(MEMORY_SUFFIX).unlink(missing_ok=True)
         return False
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from core.image_import import ImageRefused, read_image_file
-from core.model_files import ModelFileError, OnnxSignature, PoseOnnxRole, a_kind, open_onnx_session, pose_onnx_role
+from core.model_files import ModelFileError, OnnxSignature, PoseOnnxRole, a_kind, onnx_models_folder, open_onnx_session, pose_onnx_role
 from core.model_registry import ModelRecord, ModelRegistry
 from core.pose.openpose_json import ABSENT, Triple, coco17_to_openpose18
 from core.pose.skeleton import Keypoint, PersonPose, PoseSkeleton
@@ -118,6 +118,7 @@ def estimator_files(record: ModelRecord) -> tuple[Path | None, Path]:
         raise ModelFileError(f"{base}: the files of pose estimator '{record.name}' are gone (`model remove {record.name}` forgets it)")
     if not base.is_dir():
         return None, base
+    base = onnx_models_folder(base)  # an unzipped download may hold its models one folder down
     detector = record.details.get("detector")
     files = (base / detector if detector else None, base / record.details["pose_model"])
     for file in files:
