@@ -12,12 +12,12 @@ from pathlib import Path
 from cli.output import Output, table
 from cli.parser import CommandTree
 from core.catalog import Catalog
-from core.pose.openpose_json import PoseFormatError
+from core.pose.openpose_json import MAX_CANVAS, PoseFormatError
 from core.pose.presets import PosePreset, PresetLibrary
 from core.pose.skeleton import PoseSkeleton
 from storage.errors import LibraryError
 
-MAX_SIDE = 8192
+MAX_SIDE = MAX_CANVAS
 
 
 def register(tree: CommandTree) -> None:

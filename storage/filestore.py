@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.errors import Conflict
+
 STORE_DIRNAME = "files"
 # An unreferenced file younger than this may belong to a transaction still in flight in another
 # process (file written, row not yet committed), so garbage collection leaves it alone.
@@ -50,6 +52,16 @@ class FileStore:
 
     def absolute(self, relpath: str) -> Path:
         return self.library_root / relpath
+
+    def stored_path(self, relpath: str) -> Path:
+        """Where a "files/..." path from a request or scene is, refused unless it stays inside the
+        store: "files/../../etc/passwd", or a link that leads out, is someone's attempt to read
+        another file into the library."""
+        root = self.root.resolve()
+        target = (self.library_root / relpath).resolve()
+        if not relpath.startswith(f"{STORE_DIRNAME}/") or not target.is_relative_to(root):
+            raise Conflict(f"'{relpath[:200]}' is not a file of the library's store")
+        return target
 
     def put_bytes(self, data: bytes, suffix: str = ".png") -> PutResult:
         sha = sha256_bytes(data)

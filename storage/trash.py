@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage.filestore import FileStore
-from storage.schema import Character, Generation, GenerationInput, Project, ReferenceImage, StoredFile
+from storage.schema import Character, Generation, GenerationInput, Project, ReferenceImage, Scene, StoredFile
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,13 @@ def purge_trash(session: Session, files: FileStore) -> PurgeReport:
 
 def collect_unreferenced_files(session: Session, files: FileStore) -> tuple[int, int]:
     referenced = select(ReferenceImage.file_id).union(select(Generation.file_id), select(GenerationInput.file_id))
-    orphans = list(session.scalars(select(StoredFile).where(StoredFile.id.not_in(referenced))))
+    # A saved scene points at its background by path, inside its JSON document.
+    backgrounds = {data.get("background") for data in session.scalars(select(Scene.data)) if isinstance(data, dict)}
+    orphans = [
+        stored
+        for stored in session.scalars(select(StoredFile).where(StoredFile.id.not_in(referenced)))
+        if stored.relpath not in backgrounds
+    ]
     freed = 0
     for stored in orphans:
         freed += stored.size

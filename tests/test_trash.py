@@ -110,3 +110,18 @@ def test_purge_counts_every_file_it_takes_off_the_disk(two_characters_sharing_a_
     report = catalog.purge_trash()
     assert report["files_removed"] == 5 and not any(s.exists() for s in strays)
     assert len(stored_pngs(library)) == 2  # the characters' own files stay
+
+
+def test_a_saved_scene_keeps_its_background_through_a_purge(catalog, library, tmp_path):
+    """A scene's background is copied into the library when the scene is saved, and the saved
+    scene, which points at it only by path, keeps it when the trash is purged."""
+    from core.scene.model import Scene
+    from core.scene.saved import load_saved_scene, save_scene
+
+    catalog.create_project("P")
+    background = image_corpus.save(image_corpus.gradient(seed=3), tmp_path / "courtyard.png")
+    save_scene(library, "P", "duel", Scene(size=(128, 64), prompt="a duel", background=str(background)))
+    scene, _ = load_saved_scene(library, "duel", "P")
+    assert scene.background.startswith("files/") and scene.confined_to_library() == scene
+    catalog.purge_trash()
+    assert (library.root / scene.background).exists()

@@ -117,9 +117,11 @@ class PngMetadata:
 
     @property
     def request(self) -> GenerationRequest | None:
-        if not self.document or "request" not in self.document:
+        """The request the image was made from. A PNG is anyone's file: the request is read as
+        hostile input, and may only read images from the library's own files/...."""
+        if not isinstance(self.document, dict) or "request" not in self.document:
             return None
-        return GenerationRequest.from_json(self.document["request"])
+        return GenerationRequest.from_json(self.document["request"]).confined_to_library()
 
 
 def read_png_metadata(path: Path | str) -> PngMetadata:

@@ -7,10 +7,23 @@ worker runs it, and each PNG carries it so the image can be made again. No torch
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from pathlib import PurePosixPath
 from typing import Any
 
+from core.typed_json import describe_value, typed_from_json
+
 REQUEST_VERSION = 1
+
+# Bounds at the boundary: a request may come from a PNG or a JSON file someone else made.
+MAX_PROMPT_CHARS = 4000  # CLIP reads 77 tokens per chunk; far past this a prompt is a mistake or an attack
+MAX_PATH_CHARS = 4096
+MAX_ENTRIES = 32  # identities, LoRAs, controls, regions or detail passes in one request
+IDENTITY_SCALE = (0.0, 1.5)
+LORA_WEIGHT = (-4.0, 4.0)
+CONTROL_SCALE = (0.0, 2.0)
+STORED_PREFIX = "files/"
 
 SIZE_STEP = 8  # the VAE downsamples by 8: sizes must be multiples of it
 # ip-adapter: CLIP image embeddings of the references; faceid and instantid: the insightface
@@ -103,6 +116,27 @@ class GenerationRequest:
     def validate(self) -> GenerationRequest:
         if not self.prompt.strip():
             raise RequestError("prompt is empty")
+        for name, text in (("prompt", self.prompt), ("negative", self.negative)):
+            if len(text) > MAX_PROMPT_CHARS:
+                raise RequestError(f"{name} is {len(text)} characters long; at most {MAX_PROMPT_CHARS}")
+        for name, value in _numbers(self):
+            if not math.isfinite(value):
+                raise RequestError(f"{name} must be a finite number, got {value}")
+        for name, entries in (("identities", self.identities), ("loras", self.loras), ("controls", self.controls), ("regions", self.regions), ("details", self.details)):
+            if len(entries) > MAX_ENTRIES:
+                raise RequestError(f"{name}: {len(entries)} entries; at most {MAX_ENTRIES}")
+        for index, identity in enumerate(self.identities):
+            _in_range(f"identities[{index}].scale", identity.scale, *IDENTITY_SCALE)
+        for index, lora in enumerate(self.loras):
+            _in_range(f"loras[{index}].weight ({lora.model})", lora.weight, *LORA_WEIGHT)
+        for d, detail in enumerate(self.details):
+            for index, lora in enumerate(detail.loras):
+                _in_range(f"details[{d}].loras[{index}].weight ({lora.model})", lora.weight, *LORA_WEIGHT)
+        for index, control in enumerate(self.controls):
+            _in_range(f"controls[{index}].scale", control.scale, *CONTROL_SCALE)
+        for name, path in self.image_paths():
+            if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
+                raise RequestError(f"{name} is not a usable file path")
         for name, value in (("width", self.width), ("height", self.height)):
             if value < 64 or value > 4096 or value % SIZE_STEP:
                 raise RequestError(f"{name} must be a multiple of {SIZE_STEP} between 64 and 4096, got {value}")
@@ -131,6 +165,27 @@ class GenerationRequest:
                 raise RequestError(f"identity method '{identity.method}' is unknown; use one of: {', '.join(IDENTITY_METHODS)}")
         return self
 
+    def image_paths(self) -> list[tuple[str, str]]:
+        """(field, path) for every image file the request reads."""
+        paths = [("init_image", self.init_image)] if self.init_image else []
+        for index, identity in enumerate(self.identities):
+            paths += [(f"identities[{index}].images[{i}]", image) for i, image in enumerate(identity.images)]
+            if identity.mask:
+                paths.append((f"identities[{index}].mask", identity.mask))
+        paths += [(f"controls[{index}].image", control.image) for index, control in enumerate(self.controls)]
+        paths += [(f"regions[{index}].mask", region.mask) for index, region in enumerate(self.regions)]
+        paths += [(f"details[{index}].mask", detail.mask) for index, detail in enumerate(self.details)]
+        return paths
+
+    def confined_to_library(self) -> GenerationRequest:
+        """Refuses a request that reads an image from outside the library. For requests read from
+        a file (a PNG's metadata, a batch or scene JSON): only what a person typed or picked may
+        point elsewhere on the disk."""
+        for name, path in self.image_paths():
+            if not is_stored_path(path):
+                raise RequestError(f"{name}: '{path[:200]}' is outside the library; a request read from a file may only use the library's own files/...")
+        return self
+
     def with_seed(self, seed: int) -> GenerationRequest:
         """The request for one image of a batch: its own seed, count 1."""
         return replace(self, seed=seed, count=1)
@@ -148,36 +203,45 @@ class GenerationRequest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenerationRequest:
+        if not isinstance(data, dict):
+            raise RequestError(f"request: expected an object, got {describe_value(data)}")
         version = data.get("version", REQUEST_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise RequestError(f"request.version: expected a whole number, got {describe_value(version)}")
         if version > REQUEST_VERSION:
             raise RequestError(f"request version {version} is newer than this app understands ({REQUEST_VERSION}); update the app")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise RequestError(f"unknown request field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
-        values["identities"] = tuple(_entry(IdentityEntry, e) for e in data.get("identities", ()))
-        values["loras"] = tuple(_entry(LoraEntry, e) for e in data.get("loras", ()))
-        values["controls"] = tuple(_entry(ControlEntry, e) for e in data.get("controls", ()))
-        values["characters"] = tuple(data.get("characters", ()))
-        values["regions"] = tuple(_entry(RegionEntry, e) for e in data.get("regions", ()))
-        values["details"] = tuple(
-            _entry(DetailEntry, {**e, "loras": tuple(_entry(LoraEntry, lora) for lora in e.get("loras", ()))})
-            for e in data.get("details", ())
-        )
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise RequestError(f"malformed request: {exc}") from None
+        return typed_from_json(cls, data, "request", RequestError, max_list=MAX_ENTRIES * 8)
 
 
-def _entry(kind, data: dict[str, Any]):
-    known = {f.name for f in fields(kind)}
-    unknown = set(data) - known
-    if unknown:
-        raise RequestError(f"unknown {kind.__name__} field(s): {', '.join(sorted(unknown))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return kind(**values)
+def is_stored_path(path: str) -> bool:
+    """A library-relative path into the file store ("files/ab/cd...png") that stays inside it."""
+    parts = PurePosixPath(path).parts
+    return path.startswith(STORED_PREFIX) and "\\" not in path and ".." not in parts and len(parts) >= 2
+
+
+def _numbers(request: GenerationRequest) -> list[tuple[str, float]]:
+    """(field, value) for every number a request holds, for the finiteness check."""
+    found: list[tuple[str, float]] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, (int, float)):
+            found.append((where, value))
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+        elif is_dataclass(value):
+            for f in fields(value):
+                walk(getattr(value, f.name), f"{where}.{f.name}" if where else f.name)
+
+    walk(request, "")
+    return found
+
+
+def _in_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise RequestError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
 
 
 def parse_size(text: str) -> tuple[int, int]:

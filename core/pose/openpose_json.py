@@ -44,6 +44,10 @@ HAND_COUNT = 21
 FACE_COUNT = 70
 FACE_LANDMARKS_ONLY = 68
 DEFAULT_CANVAS = 512
+# Bounds for a file from anyone: a canvas of 100000² or a keypoint at 60000 would allocate tens
+# of GiB when drawn. 8192 is the largest control image the app renders.
+MAX_CANVAS = 8192
+MAX_PEOPLE = 64
 
 BODY_KEY = "pose_keypoints_2d"
 LEFT_HAND_KEY = "hand_left_keypoints_2d"
@@ -95,6 +99,8 @@ def read_document(data: Any) -> tuple[list[PersonTriples], int, int]:
     people_data = data["people"]
     if not isinstance(people_data, list):
         raise PoseFormatError(f'"people" must be a list; got {_kind(people_data)}')
+    if len(people_data) > MAX_PEOPLE:
+        raise PoseFormatError(f'"people" holds {len(people_data)} persons; at most {MAX_PEOPLE}')
     people = [read_person(p, f"person {i + 1}") for i, p in enumerate(people_data)]
 
     width = _read_canvas_size(data, "canvas_width")
@@ -108,7 +114,23 @@ def read_document(data: Any) -> tuple[list[PersonTriples], int, int]:
     else:
         width = width or _extent(present, 0)
         height = height or _extent(present, 1)
+    for key, size in (("canvas_width", width), ("canvas_height", height)):
+        if size > MAX_CANVAS:
+            raise PoseFormatError(f"{key} is {size} pixels (or a keypoint lies that far out); at most {MAX_CANVAS}")
+    _check_reach(people, width, height)
     return people, width, height
+
+
+def _check_reach(people: list[PersonTriples], width: int, height: int) -> None:
+    """Keypoints may lie off the canvas (a figure cut by the frame), but not by more than the
+    canvas again: far beyond, a drawing or a transform of the pose would allocate without end."""
+    for number, person in enumerate(people, 1):
+        for group in person.groups():
+            for x, y, confidence in group:
+                if confidence > 0 and not (-width <= x <= 2 * width and -height <= y <= 2 * height):
+                    raise PoseFormatError(
+                        f"person {number}: a keypoint at ({x:g}, {y:g}) lies far outside the {width}x{height} canvas"
+                    )
 
 
 def read_person(data: Any, label: str = "person") -> PersonTriples:

@@ -146,7 +146,7 @@ class SceneRenderer:
         if not scene.background:
             return None
         if scene.background.startswith("files/"):
-            return str(self.library.root / scene.background)
+            return str(self.library.files.stored_path(scene.background))
         return scene.background
 
     def _stored_background(self, scene: Scene) -> str | None:

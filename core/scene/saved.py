@@ -6,7 +6,7 @@ scenes through these functions, as `scene save/load/list/from-image` do from a t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.records import timestamp
@@ -29,12 +29,34 @@ class SavedScene:
 
 def save_scene(library: Library, project: str, name: str, scene: Scene) -> tuple[SavedScene, bool]:
     """Saves `scene` as `name` in `project`, replacing a saved scene of that name. Returns
-    (saved, created)."""
+    (saved, created). A background picked from the disk is copied into the library first."""
     from storage import scenes as scene_store
 
+    scene = with_stored_background(library, scene)
     with library.db.writing() as session:
         row, created = scene_store.save_scene(session, project, name, scene.to_json())
         return _record(row, project), created
+
+
+def with_stored_background(library: Library, scene: Scene) -> Scene:
+    """`scene` with its background as the library's own copy (files/...): a scene file or a saved
+    scene then reopens anywhere, and a scene read from a file may only point inside the library
+    (Scene.confined_to_library). The background was picked by the user, so it may come from
+    anywhere on the disk; it is read as any imported image is (size and format checked)."""
+    from core.engine.request import is_stored_path
+    from core.image_import import ImageRefused, read_image_file
+    from storage.generations import store_png
+
+    if not scene.background or is_stored_path(scene.background):
+        return scene
+    try:
+        normalised = read_image_file(scene.background)
+    except ImageRefused as refusal:
+        raise LibraryError(f"background {refusal}") from None
+    created: list[str] = []
+    with library.db.writing() as session:
+        stored = store_png(session, library.files, normalised.png_bytes, created)
+        return replace(scene, background=stored.relpath)
 
 
 def list_saved_scenes(library: Library, project: str | None = None) -> list[SavedScene]:
@@ -70,7 +92,7 @@ def scene_in_image(path: Path | str) -> Scene:
     if not document or SCENE_METADATA_KEY not in document:
         raise LibraryError(f"{path} was not rendered from a scene (its metadata holds no scene)")
     try:
-        return Scene.from_json(document[SCENE_METADATA_KEY])
+        return Scene.from_json(document[SCENE_METADATA_KEY]).confined_to_library()
     except SceneError as exc:
         raise LibraryError(f"the scene in {path} cannot be read: {exc}") from None
 

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from core.pose.presets import PresetLibrary, UnknownPose
 from core.scene.choices import model_choices
 from core.scene.model import Scene, SceneError
-from core.scene.saved import list_saved_scenes, load_saved_scene, save_scene, scene_in_image
+from core.scene.saved import list_saved_scenes, load_saved_scene, save_scene, scene_in_image, with_stored_background
 from storage.errors import LibraryError
 from studio.context import StudioContext
 from studio.scene_composer import edits
@@ -317,6 +317,9 @@ class ScenePage(QWidget):
         scene = self._valid_scene("save")
         if scene is None:
             return False
+        scene = self._background_kept(scene)
+        if scene is None:
+            return False
         try:
             scene.save(path)
         except OSError as exc:
@@ -327,6 +330,8 @@ class ScenePage(QWidget):
 
     def save_to_library(self, project: str, name: str) -> bool:
         scene = self._valid_scene("save")
+        if scene is not None:
+            scene = self._background_kept(scene)
         if scene is None:
             return False
         try:
@@ -404,6 +409,18 @@ class ScenePage(QWidget):
         self.context.signals.jobs_changed.emit()
         self._status(f"Scene render queued (job {job.id})")
         return job.id
+
+    def _background_kept(self, scene: Scene) -> Scene | None:
+        """The scene with its background copied into the library (files/...), as the document's
+        own edit, so what is saved reopens anywhere; None (and a warning) when it cannot be read."""
+        try:
+            kept = with_stored_background(self.context.library, scene)
+        except LibraryError as exc:
+            self.warn(str(exc))
+            return None
+        if kept != scene:
+            self.document.edit(kept, "Keep the background in the library")
+        return kept
 
     def _valid_scene(self, doing: str) -> Scene | None:
         scene = self.document.scene
