@@ -23,6 +23,7 @@ from cli import (
 from cli.output import Output, terminal_safe
 from cli.parser import CommandTree
 from core.catalog import Catalog
+from core.log_file import log_to_library
 from storage.errors import LibraryError
 from storage.library import open_library
 from storage.location import resolve_library_dir
@@ -65,6 +66,7 @@ def run(argv: list[str]) -> int:
     out = Output(getattr(args, "json", False))
     try:
         with open_library(resolve_library_dir(getattr(args, "library", None))) as library:
+            log_to_library(library.root)  # the libraries' warnings go there, not to the terminal
             args.handler(Catalog(library), args, out)
         return 0
     except LibraryError as exc:

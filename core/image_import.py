@@ -136,6 +136,8 @@ def _integer_white(image: Image.Image) -> int:
 def _sixteen_bit_to_rgb(image: Image.Image, white: int = 65535) -> Image.Image:
     pixels = np.asarray(image, dtype=np.float64)
     if image.mode == "F":
+        if not np.isfinite(pixels).all():
+            raise ValueError("its floating-point pixels hold NaN or infinite values")
         top = float(pixels.max()) or 1.0
         scale = 255.0 / top if top > 1.0 else 255.0
     else:

@@ -8,6 +8,7 @@ import sys
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from core.log_file import log_to_library
 from storage.errors import LibraryError
 from storage.library import open_library
 from storage.location import LIBRARY_ENV_VAR, resolve_library_dir
@@ -44,6 +45,7 @@ def run_studio(library_dir: str | None, settings: QSettings | None = None) -> in
     except LibraryError as refusal:
         QMessageBox.critical(None, APP_NAME, f"Cannot open the library:\n{refusal}")
         return 1
+    log_to_library(library.root)
 
     # Imported here: the window's modules are only needed once a library is open.
     from studio.context import StudioContext

@@ -24,7 +24,7 @@ def library_state(root) -> tuple[dict[str, str], list[str]]:
     files = {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith("library.sqlite3")
+        if p.is_file() and not p.name.startswith("library.sqlite3") and p.parent.name != "logs"
     }
     with sqlite3.connect(root / "library.sqlite3") as db:
         rows = list(db.iterdump())
@@ -271,3 +271,32 @@ def test_a_symlink_loop_is_refused_in_one_line(prepared, tmp_path):
     loop.symlink_to(loop)
     line = refused(prepared, "model", "add", str(loop))
     assert "loop.safetensors" in line
+
+
+def test_library_warnings_go_to_the_log_not_the_terminal(prepared, monkeypatch):
+    """What Pillow, numpy or torch warn about reaches the library's log file; the terminal keeps
+    the app's own lines only."""
+    import warnings
+
+    from core.catalog import Catalog
+    from core.log_file import log_path
+
+    listing = Catalog.list_characters
+
+    def warned(self, *args, **kwargs):
+        warnings.warn("Corrupt EXIF data.  Expecting to read 12 bytes but only got 2.", UserWarning, stacklevel=1)
+        return listing(self, *args, **kwargs)
+
+    monkeypatch.setattr(Catalog, "list_characters", warned)
+    done = prepared("character", "list")
+    assert done.code == 0 and "Aria" in done.stdout and done.stderr == ""
+    assert "Corrupt EXIF data" in log_path(prepared.library_dir).read_text()
+
+
+def test_a_floating_point_image_with_nan_pixels_is_refused(prepared, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "nan.tif"
+    Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32), mode="F").save(path)
+    line = refused(prepared, "character", "add-refs", "Aria", str(path))
+    assert "NaN or infinite values" in line and "nan.tif" in line
