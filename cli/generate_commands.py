@@ -146,16 +146,16 @@ def generate(catalog: Catalog, args, out: Output) -> None:
 
 def queue_generations(catalog: Catalog, requests: list[GenerationRequest], args, out: Output) -> None:
     """One "generate" job per request; the worker renders them (interactive: before trainings)."""
-    from core.jobs.generation_jobs import enqueue_generation
+    from core.jobs.generation_jobs import check_generation, enqueue_generation
     from core.jobs.queue import JobQueue
 
     queue = JobQueue(catalog.library)
-    records = []
-    for request in requests:
-        try:
-            records.append(enqueue_generation(queue, request, args.best_of, args.project))
-        except RequestError as exc:
-            raise LibraryError(str(exc)) from None
+    try:
+        for request in requests:  # all of a batch, before any is queued
+            check_generation(queue, request)
+        records = [enqueue_generation(queue, request, args.best_of, args.project) for request in requests]
+    except RequestError as exc:
+        raise LibraryError(str(exc)) from None
     lines = [f"queued job {r.id} (generate{', ' + r.character if r.character else ''})" for r in records]
     out.emit([r.to_json() for r in records], "\n".join(lines))
 

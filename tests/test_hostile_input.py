@@ -300,3 +300,18 @@ def test_a_floating_point_image_with_nan_pixels_is_refused(prepared, tmp_path):
     Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32), mode="F").save(path)
     line = refused(prepared, "character", "add-refs", "Aria", str(path))
     assert "NaN or infinite values" in line and "nan.tif" in line
+
+
+def test_queueing_runs_the_same_model_checks_as_generating(prepared, tmp_path):
+    """An SDXL LoRA on an SD 1.5 base is refused by `generate --queue` at once, as by `generate`,
+    not queued to fail in the worker; nothing of a batch is queued when one request is refused."""
+    from tests import model_fixtures as mf
+
+    assert prepared("model", "add", str(mf.sd15_checkpoint(tmp_path / "base.safetensors")), "--name", "base").code == 0
+    assert prepared("model", "add", str(mf.kohya_lora_sdxl(tmp_path / "xl.safetensors")), "--name", "xl-style").code == 0
+    now = refused(prepared, "generate", "--prompt", "aria", "--lora", "xl-style:0.8")
+    queued = refused(prepared, "generate", "--prompt", "aria", "--lora", "xl-style:0.8", "--queue")
+    assert "xl-style" in queued and queued == now
+    (tmp_path / "batch.json").write_text(json.dumps([{"prompt": "fine"}, {"prompt": "bad", "lora": ["xl-style"]}]))
+    refused(prepared, "generate", "--batch", str(tmp_path / "batch.json"), "--queue")
+    assert prepared("jobs", "list", "--json").json() == []

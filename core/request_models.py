@@ -1,0 +1,106 @@
+"""Which registered models a generation request uses, and whether they fit its base.
+
+One place for the checks that refuse a request before anything loads: a LoRA, ControlNet or
+IP-Adapter of another family than the base (an SDXL LoRA on SD 1.5), a name that is another kind
+of model, InstantID on SD 1.5, a method with no adapter registered for it. `generate` runs them
+while it prepares a render (core.generation); `generate --queue` and the studio's generate boxes
+run them before queueing, so a request that cannot run is refused at once, not in the worker at
+night. Light on purpose (no torch): the GUI process queues through this module.
+"""
+
+from __future__ import annotations
+
+from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry
+from core.model_registry import ModelRecord, ModelRegistry
+from storage.errors import LibraryError
+
+
+class ModelRefused(LibraryError):
+    """A request's model that does not exist, is of the wrong kind, or does not fit its base."""
+
+
+def is_face_adapter(adapter: ModelRecord) -> bool:
+    """FaceID and InstantID adapters read a 512-d face identity, not CLIP image embeddings."""
+    return str(adapter.details.get("variant", "")).startswith("faceid") or adapter.details.get("variant") == "instantid"
+
+
+class RequestModels:
+    def __init__(self, registry: ModelRegistry):
+        self.registry = registry
+
+    def check(self, request: GenerationRequest) -> ModelRecord:
+        """Resolves every model the request names (or leaves to a default) against its base;
+        returns the base. Raises ModelRefused (or the registry's LibraryError) naming the model."""
+        base = self.base(request.base)
+        for entry in request.loras:
+            self.lora(entry.model, base)
+        for detail in request.details:
+            for entry in detail.loras:
+                self.lora(entry.model, base)
+        for identity in request.identities:
+            self.identity_adapter(identity, base)
+        for control in request.controls:
+            if control.identity is None:  # InstantID's IdentityNet entries come with their adapter
+                self.controlnet(control, base)
+        return base
+
+    def base(self, name: str | None) -> ModelRecord:
+        record = self.registry.get(name) if name else self.registry.require_default("checkpoint")
+        if record.kind != "checkpoint":
+            raise ModelRefused(f"'{record.name}' is a {record.kind}, not a checkpoint; pick a base with --base")
+        return record
+
+    def lora(self, name: str, base: ModelRecord) -> ModelRecord:
+        record = self.registry.get(name)
+        if record.kind != "lora":
+            raise ModelRefused(f"'{name}' is a {record.kind}, not a LoRA")
+        self.registry.check_compatible(record, base)
+        return record
+
+    def controlnet(self, entry: ControlEntry, base: ModelRecord) -> ModelRecord:
+        wanted = entry.model or entry.control_type
+        if wanted is None:
+            raise ModelRefused("a control entry needs a ControlNet name or a control type (openpose, depth...)")
+        try:
+            record = self.registry.get(wanted)
+        except LibraryError:
+            # Not a registered name: read it as a control type and take that type's ControlNet.
+            record = self.registry.require_default("controlnet", family=base.family, control_type=wanted)
+        if record.kind != "controlnet":
+            raise ModelRefused(f"'{record.name}' is a {record.kind}, not a ControlNet")
+        self.registry.check_compatible(record, base)
+        return record
+
+    def identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
+        """The named IP-Adapter, else the default one of the base's family that fits the method."""
+        if entry.method == "instantid" and base.family != "sdxl":
+            raise ModelRefused(f"InstantID works on SDXL checkpoints only; '{base.name}' is {base.family}")
+        wants_face = entry.method in ("faceid", "instantid")
+        if entry.ip_adapter:
+            adapter = self.registry.get(entry.ip_adapter)
+            if adapter.kind != "ip-adapter":
+                raise ModelRefused(f"'{adapter.name}' is a {adapter.kind}, not an IP-Adapter")
+            if is_face_adapter(adapter) != wants_face:
+                raise ModelRefused(
+                    f"'{adapter.name}' is a {adapter.details.get('variant', 'base')} IP-Adapter, which does not fit --method {entry.method}"
+                )
+            self.registry.check_compatible(adapter, base)
+            return adapter
+        candidates = [a for a in self.registry.list(kind="ip-adapter") if is_face_adapter(a) == wants_face]
+        same_family = [a for a in candidates if a.family in (base.family, None)]
+        if entry.method == "faceid":
+            same_family = [a for a in same_family if str(a.details.get("variant")).startswith("faceid")]  # not InstantID's
+        if not same_family:
+            needs = {
+                "ip-adapter": "an IP-Adapter (e.g. ip-adapter-plus_sd15.safetensors with its image_encoder folder)",
+                "faceid": "an IP-Adapter FaceID file (e.g. ip-adapter-faceid_sd15.bin, with --allow-pickle) and face models (--kind face-models)",
+                "instantid": "the InstantID ip-adapter and IdentityNet ControlNet, and face models",
+            }[entry.method]
+            raise ModelRefused(f"--method {entry.method} on a {base.family} base needs {needs}; register it with `model add`")
+        defaults = [a for a in same_family if a.is_default]
+        adapter = (defaults or same_family)[0]
+        self.registry.check_compatible(adapter, base)
+        return adapter
+
+
+__all__ = ["ModelRefused", "RequestModels", "is_face_adapter"]
