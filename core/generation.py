@@ -29,6 +29,7 @@ from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, Pr
 from core.engine.samplers import UnknownSampler, canonical_sampler
 from core.image_import import ImageRefused, pixel_sha256, read_image_file
 from core.model_registry import ModelRecord, ModelRegistry
+from core.request_models import RequestModels
 from core.generation_queries import GenerationRecord, generation_record
 from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
 from core.identity.keypoints import draw_face_keypoints, place_keypoints
@@ -40,6 +41,14 @@ from storage.library import Library
 
 CACHE_DIRNAME = "cache"
 log = logging.getLogger(__name__)
+
+# A NaN during sampling (fp16 overflowing, most often in the VAE) decodes to one flat colour, black
+# as a rule. The file is kept, so the user sees what happened, but it shows no one: a score of it
+# would be noise, and it must never be a batch's best.
+FLAT_IMAGE_WARNING = (
+    "the image is one flat colour (a NaN during sampling?); try fp32 (--precision fp32), a lower cfg, or another sampler"
+)
+FLAT_IMAGE_NOTE = "not measured: the image is one flat colour"
 
 
 class GenerationRefused(LibraryError):
@@ -75,6 +84,7 @@ class GenerationService:
     ):
         self.library = library
         self.registry = ModelRegistry(library)
+        self.models = RequestModels(self.registry)
         self._device_request = (device, precision)
         self._memory = memory
         self._budget = memory_budget_bytes
@@ -150,6 +160,9 @@ class GenerationService:
     def score(self, prepared: PreparedRequest, image: Image.Image) -> ConsistencyReport:
         """The consistency score of each character in the image; never fails the generation."""
         regions = self._scored_regions(prepared)
+        if _is_flat_image(image):
+            unscored = tuple(CharacterScore(r.character, None, None, FLAT_IMAGE_NOTE) for r in regions)
+            return ConsistencyReport(unscored, (FLAT_IMAGE_WARNING,))
         if not regions:
             return ConsistencyReport(())
         try:
@@ -196,8 +209,14 @@ class GenerationService:
         return regions
 
     def mark_best(self, batch_id: str, records: list[GenerationRecord]) -> list[GenerationRecord]:
-        scored = [r for r in records if r.overall_score is not None]
-        best = max(scored, key=lambda r: r.overall_score) if scored else records[0]
+        """The best scoring image of the batch, else its first; a flat image never, so a batch of
+        nothing but flat images has no best."""
+        # Read from the stored warnings: a job marks its batch from records read back from the library.
+        pictures = [r for r in records if FLAT_IMAGE_WARNING not in r.warnings]
+        scored = [r for r in pictures if r.overall_score is not None]
+        best = max(scored, key=lambda r: r.overall_score) if scored else next(iter(pictures), None)
+        if best is None:
+            return [replace(r, best=False) for r in records]
         with self.library.db.writing() as session:
             generation_store.mark_best(session, batch_id, best.id)
         return [replace(r, best=r.id == best.id) for r in records]
@@ -214,8 +233,8 @@ class GenerationService:
         # Every image file the request reads is copied into the library and the stored request
         # points at the copy, so it stays reproducible after the originals change or go.
         inputs = _InputImages(self.library)
-        base = self._base(request.base)
-        loras = tuple((self._lora(entry.model, base), entry.weight) for entry in request.loras)
+        base = self.models.base(request.base)
+        loras = tuple((self.models.lora(entry.model, base), entry.weight) for entry in request.loras)
         characters = self._characters(request)
         identities, stored_identities = [], []
         for entry in request.identities:
@@ -228,7 +247,7 @@ class GenerationService:
             stored_identities.append(replace(entry, ip_adapter=identity.adapter.name, mask=mask_path))
         controls, stored_controls = [], []
         for entry in (*request.controls, *self._identity_net_controls(request, base)):
-            model = self._controlnet(entry, base)
+            model = self.models.controlnet(entry, base)
             image, stored_path = inputs.read(entry.image, "control", size, "RGB", what="control image")
             controls.append(ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end, entry.identity))
             stored_controls.append(replace(entry, image=stored_path, model=model.name, control_type=model.control_type))
@@ -240,7 +259,7 @@ class GenerationService:
         details, stored_details = [], []
         for entry in request.details:
             mask, stored_path = inputs.read(entry.mask, "mask", size, "L", what="detail mask")
-            detail_loras = tuple((self._ref(self._lora(lora.model, base)), lora.weight) for lora in entry.loras)
+            detail_loras = tuple((self._ref(self.models.lora(lora.model, base)), lora.weight) for lora in entry.loras)
             identity = identities[entry.identity] if entry.identity is not None else None
             if identity is not None:
                 identity = replace(identity, mask=None)  # the pass only repaints its region anyway
@@ -287,20 +306,8 @@ class GenerationService:
             sha256=self.registry.sha256_of(record),
             family=record.family,
             config_dir=Path(config) if config else None,
+            inpainting=bool(record.details.get("inpainting")) or record.details.get("variant") == "inpainting",
         )
-
-    def _base(self, name: str | None) -> ModelRecord:
-        record = self.registry.get(name) if name else self.registry.require_default("checkpoint")
-        if record.kind != "checkpoint":
-            raise GenerationRefused(f"'{record.name}' is a {record.kind}, not a checkpoint; pick a base with --base")
-        return record
-
-    def _lora(self, name: str, base: ModelRecord) -> ModelRecord:
-        record = self.registry.get(name)
-        if record.kind != "lora":
-            raise GenerationRefused(f"'{name}' is a {record.kind}, not a LoRA")
-        self.registry.check_compatible(record, base)
-        return record
 
     def _characters(self, request: GenerationRequest) -> _ResolvedCharacters:
         ids, described, project_id = [], [], None
@@ -314,10 +321,7 @@ class GenerationService:
         return _ResolvedCharacters(tuple(ids), project_id, tuple(described))
 
     def _identity(self, entry: IdentityEntry, base: ModelRecord) -> IdentityPlan:
-        if entry.method == "instantid" and base.family != "sdxl":
-            raise GenerationRefused(f"InstantID works on SDXL checkpoints only; '{base.name}' is {base.family}")
-        adapter = self._identity_adapter(entry, base)
-        self.registry.check_compatible(adapter, base)
+        adapter = self.models.identity_adapter(entry, base)
         if entry.method == "ip-adapter":
             return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
         variant = adapter.details.get("variant")
@@ -328,32 +332,6 @@ class GenerationService:
             shortcut = variant == "faceid-plusv2"
             return IdentityPlan(self._ref(adapter), encoder, self._face_crops(entry), entry.scale, face_embedding=face, faceid_shortcut=shortcut)
         return IdentityPlan(self._ref(adapter), None, (), entry.scale, face_embedding=self._face_embedding(entry))
-
-    def _identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
-        """The named IP-Adapter, else the default one of the base's family that fits the method."""
-        wants_face = entry.method in ("faceid", "instantid")
-        if entry.ip_adapter:
-            adapter = self.registry.get(entry.ip_adapter)
-            if adapter.kind != "ip-adapter":
-                raise GenerationRefused(f"'{adapter.name}' is a {adapter.kind}, not an IP-Adapter")
-            if _is_face_adapter(adapter) != wants_face:
-                raise GenerationRefused(
-                    f"'{adapter.name}' is a {adapter.details.get('variant', 'base')} IP-Adapter, which does not fit --method {entry.method}"
-                )
-            return adapter
-        candidates = [a for a in self.registry.list(kind="ip-adapter") if _is_face_adapter(a) == wants_face]
-        same_family = [a for a in candidates if a.family in (base.family, None)]
-        if entry.method == "faceid":
-            same_family = [a for a in same_family if str(a.details.get("variant")).startswith("faceid")]  # not InstantID's
-        if not same_family:
-            needs = {
-                "ip-adapter": "an IP-Adapter (e.g. ip-adapter-plus_sd15.safetensors with its image_encoder folder)",
-                "faceid": "an IP-Adapter FaceID file (e.g. ip-adapter-faceid_sd15.bin, with --allow-pickle) and face models (--kind face-models)",
-                "instantid": "the InstantID ip-adapter and IdentityNet ControlNet, and face models",
-            }[entry.method]
-            raise GenerationRefused(f"--method {entry.method} on a {base.family} base needs {needs}; register it with `model add`")
-        defaults = [a for a in same_family if a.is_default]
-        return (defaults or same_family)[0]
 
     def _identity_net_controls(self, request: GenerationRequest, base: ModelRecord) -> list[ControlEntry]:
         """InstantID's IdentityNet entries: the face keypoint image of each InstantID identity,
@@ -471,20 +449,6 @@ class GenerationService:
             images.append(EncoderInput(image.pixel_sha256, scratch))
         return tuple(images)
 
-    def _controlnet(self, entry: ControlEntry, base: ModelRecord) -> ModelRecord:
-        wanted = entry.model or entry.control_type
-        if wanted is None:
-            raise GenerationRefused("a control entry needs a ControlNet name or a control type (openpose, depth...)")
-        try:
-            record = self.registry.get(wanted)
-        except LibraryError:
-            # Not a registered name: read it as a control type and take that type's ControlNet.
-            record = self.registry.require_default("controlnet", family=base.family, control_type=wanted)
-        if record.kind != "controlnet":
-            raise GenerationRefused(f"'{record.name}' is a {record.kind}, not a ControlNet")
-        self.registry.check_compatible(record, base)
-        return record
-
     # -- results --------------------------------------------------------------------------
     def _record(
         self,
@@ -537,9 +501,8 @@ class GenerationService:
             raise
 
 
-def _is_face_adapter(adapter: ModelRecord) -> bool:
-    """FaceID and InstantID adapters read a 512-d face identity, not CLIP image embeddings."""
-    return str(adapter.details.get("variant", "")).startswith("faceid") or adapter.details.get("variant") == "instantid"
+def _is_flat_image(image: Image.Image) -> bool:
+    return all(low == high for low, high in image.convert("RGB").getextrema())
 
 
 def _score_of(report: ConsistencyReport, name: str) -> tuple[float | None, str | None]:

@@ -88,7 +88,8 @@ def tiny_text_config(projection_dim: int | None = None, hidden_size: int = 32):
     )
 
 
-def tiny_unet(family: str):
+def tiny_unet(family: str, in_channels: int = 4):
+    """`in_channels=9` is an inpainting UNet: the latents, the mask and the masked image's latents."""
     from diffusers import UNet2DConditionModel
 
     if family == "sdxl":
@@ -96,7 +97,7 @@ def tiny_unet(family: str):
             block_out_channels=(32, 64),
             layers_per_block=2,
             sample_size=TINY_SIZE // 8,
-            in_channels=4,
+            in_channels=in_channels,
             out_channels=4,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -115,7 +116,7 @@ def tiny_unet(family: str):
         block_out_channels=(32, 64),
         layers_per_block=2,
         sample_size=TINY_SIZE // 8,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -152,13 +153,14 @@ def tiny_scheduler():
     )
 
 
-def build_tiny_pipeline(family: str = "sd15", seed: int = 0):
-    """The pipeline object, in memory; `save_tiny_checkpoint` writes it as a diffusers folder."""
+def build_tiny_pipeline(family: str = "sd15", seed: int = 0, inpainting: bool = False):
+    """The pipeline object, in memory; `save_tiny_checkpoint` writes it as a diffusers folder.
+    With `inpainting` its UNet has 9 input channels, as the SD1.5 and SDXL inpainting releases do."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
-    unet = tiny_unet(family)
+    unet = tiny_unet(family, in_channels=9 if inpainting else 4)
     torch.manual_seed(seed + 1)
     vae = tiny_vae()
     torch.manual_seed(seed + 2)
@@ -203,8 +205,8 @@ def _tokenizer_scratch() -> Path:
     return _TOKENIZER_DIR
 
 
-def save_tiny_checkpoint(folder: Path, family: str = "sd15", seed: int = 0) -> Path:
-    pipe = build_tiny_pipeline(family, seed)
+def save_tiny_checkpoint(folder: Path, family: str = "sd15", seed: int = 0, inpainting: bool = False) -> Path:
+    pipe = build_tiny_pipeline(family, seed, inpainting)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -87,6 +87,57 @@ def test_a_failing_scorer_keeps_the_rendered_image_with_a_warning(studio, monkey
     assert any("consistency score failed" in w and "CUDA failure 700" in w for w in stored.warnings)
     document = json.loads(Image.open(record.path).text["character-studio"])
     assert any("CUDA failure 700" in w for w in document["warnings"])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")  # numpy, casting NaN to pixels
+def test_a_nan_render_is_kept_flagged_and_unscored(studio, monkeypatch):
+    """fp16 overflowing in the VAE decodes to NaN, which the pipeline turns into one flat colour."""
+    from diffusers import AutoencoderKL
+
+    from core.generation import FLAT_IMAGE_WARNING
+
+    library, service = studio
+    decode = AutoencoderKL.decode
+
+    def decode_to_nan(self, *args, **kwargs):
+        decoded = decode(self, *args, **kwargs)
+        decoded[0].fill_(float("nan"))
+        return decoded
+
+    monkeypatch.setattr(AutoencoderKL, "decode", decode_to_nan)
+    [record] = service.generate(kael(seed=95))
+    with Image.open(record.path) as image:
+        assert image.size == (64, 64) and len(image.getcolors()) == 1  # the file is kept, for the user to see
+        document = json.loads(image.text["character-studio"])
+    stored = get_generation(library, record.id)
+    assert stored.scores == {"Kael": None} and stored.warnings == [FLAT_IMAGE_WARNING]
+    assert "--precision fp32" in FLAT_IMAGE_WARNING
+    assert document["warnings"] == [FLAT_IMAGE_WARNING]
+    assert document["consistency"] == [{"character": "Kael", "score": None, "method": None, "note": "not measured: the image is one flat colour"}]
+
+
+def test_best_of_never_picks_a_flat_image(studio, monkeypatch):
+    from core.engine.runner import Engine
+    from tests import image_corpus
+
+    library, service = studio
+    flat_seeds: set[int] = set()
+
+    def render(self, plan, *args, **kwargs):
+        seed = plan.request.seed
+        return Image.new("RGB", (64, 64)) if seed in flat_seeds else image_corpus.gradient(64, 64, seed=seed)
+
+    monkeypatch.setattr(Engine, "render", render)
+    # No character: nothing is scored, so the best would otherwise be the first image.
+    unscored = GenerationRequest(prompt="an empty field", width=64, height=64, steps=2, seed=100)
+    flat_seeds.add(100)
+    records = service.generate(unscored, best_of=3)
+    assert [r.best for r in records] == [False, True, False]
+    assert [get_generation(library, r.id).best for r in records] == [False, True, False]
+
+    flat_seeds.update({200, 201})
+    records = service.generate(replace(unscored, seed=200), best_of=2)
+    assert not any(r.best or get_generation(library, r.id).best for r in records)
 
 
 @dataclass

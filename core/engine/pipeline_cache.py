@@ -47,6 +47,9 @@ class WeightsRef:
     sha256: str
     family: str | None = None
     config_dir: Path | None = None  # single-file checkpoints and ControlNets: the user's --config folder
+    # A 9-channel UNet (image latents, mask, masked image): every pass goes through an inpainting
+    # pipeline. Read from the registry record, so choosing a pipeline never needs a load first.
+    inpainting: bool = False
 
     @property
     def is_single_file(self) -> bool:
@@ -137,10 +140,12 @@ class PipelineCache:
         self._in_use |= {("controlnet", ref.sha256) for ref in controlnets}
         self._in_use |= {("lora", base.sha256, _adapter_name(ref)) for ref, _ in loras}
         entry = self._base(base)
+        # The runner asks for inpaint mode whenever the ref says inpainting; a caller that does not
+        # know (training builds its own refs) gets this line instead of a shape error inside the UNet.
         if mode != "inpaint" and getattr(entry.pipe.unet.config, "in_channels", 4) == 9:
             raise EngineError(
-                f"'{base.name}' is an inpainting checkpoint: it renders masked passes only; pick a base "
-                f"checkpoint for this one (--base NAME)"
+                f"'{base.name}' is an inpainting checkpoint (9-channel UNet), which cannot be used here as a "
+                f"plain one; pick another checkpoint (--base NAME)"
             )
         # IP-Adapters first: a FaceID file brings a LoRA of its own, which the user's LoRAs join.
         self._apply_ip_adapters(entry, list(ip_adapters))

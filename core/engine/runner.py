@@ -129,7 +129,10 @@ class Engine:
         image_count: int = 1,
     ) -> Image.Image:
         request = plan.request
-        mode = "img2img" if plan.init_image is not None else "txt2img"
+        if plan.base.inpainting:
+            mode = "inpaint"
+        else:
+            mode = "img2img" if plan.init_image is not None else "txt2img"
         pipe, family, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
             loras=list(plan.loras),
@@ -138,7 +141,9 @@ class Engine:
             mode=mode,
         )
         arguments = _base_arguments(pipe, request, scheduler_config, request.prompt, request.seed)
-        if plan.init_image is not None:
+        if mode == "inpaint":
+            arguments.update(_whole_image_inpaint(plan))
+        elif plan.init_image is not None:
             arguments.update(image=plan.init_image.convert("RGB").resize((request.width, request.height)), strength=plan.strength)
         if plan.identities:
             arguments.update(self._identity_arguments(pipe, plan.identities, request))
@@ -340,6 +345,18 @@ def _base_arguments(pipe, request: GenerationRequest, scheduler_config: dict, pr
         clip_skip=request.clip_skip,
         **guidance_rescale_for(pipe, scheduler_config),
     )
+
+
+def _whole_image_inpaint(plan: RenderPlan) -> dict:
+    """An inpainting checkpoint's plain render, as AUTOMATIC1111 makes it: everything masked, so
+    the UNet's masked-image input is empty (grey) and the result is the prompt's alone. Without a
+    start image the start is neutral grey at strength 1.0 (pure noise: its pixels never count);
+    with one, the start image at the request's strength, as img2img."""
+    size = (plan.request.width, plan.request.height)
+    everything = Image.new("L", size, 255)
+    if plan.init_image is None:
+        return {"image": Image.new("RGB", size, (128, 128, 128)), "mask_image": everything, "strength": 1.0}
+    return {"image": plan.init_image.convert("RGB").resize(size), "mask_image": everything, "strength": plan.strength}
 
 
 def _control_arguments(controls: tuple[ControlPlan, ...], image_key: str) -> dict:
