@@ -38,7 +38,10 @@ def log_to_library(library_root: Path) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
-    logging.captureWarnings(True)  # warnings.warn -> the "py.warnings" logger -> this file
+    # warnings.warn -> the "py.warnings" logger -> this file. Off and on again: captureWarnings(True)
+    # does nothing when it thinks it is on, even if something has put warnings.showwarning back since.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     _installed = handler
     return path
 
