@@ -22,21 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from core import model_layouts
+
+# Re-exported: callers read these names from here before core.model_kinds held them.
+from core.model_kinds import (  # noqa: F401
+    CONTROL_TYPES,
+    FAMILIES,
+    FAMILY_NAMES,
+    KIND_NAMES,
+    KINDS,
+    a_kind,
+    article,
+)
 from storage.errors import LibraryError
 
-KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
-FAMILIES = ("sd15", "sdxl")
-FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
-KIND_NAMES = {
-    "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet",
-    "ip-adapter": "IP-Adapter", "image-encoder": "image encoder", "pose-estimator": "pose estimator",
-    "face-models": "face-models folder",
-}  # fmt: skip
-CONTROL_TYPES = (
-    "openpose", "depth", "canny", "lineart", "scribble", "softedge",
-    "normal", "seg", "tile", "mlsd", "ip2p", "inpaint",
-    "instantid",  # InstantID's IdentityNet: fed face keypoints and face tokens
-)  # fmt: skip
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 ONNX_SUFFIX = ".onnx"
 
@@ -278,15 +276,6 @@ def inspect_model_path(
     if found.kind == "controlnet":
         found.details.update(_control_type(path, control_type))
     return found
-
-
-def article(words: str) -> str:
-    return "an" if words[:1] in "AEIOSaeiou" else "a"  # "an SDXL LoRA", "an IP-Adapter", "a LoRA"
-
-
-def a_kind(kind: str) -> str:
-    """'a LoRA', 'an IP-Adapter': a kind as a message says it."""
-    return f"{article(KIND_NAMES[kind])} {KIND_NAMES[kind]}"
 
 
 def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:

@@ -11,7 +11,7 @@ night. Light on purpose (no torch): the GUI process queues through this module.
 from __future__ import annotations
 
 from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry
-from core.model_registry import ModelRecord, ModelRegistry
+from core.model_catalog import ModelCatalog, ModelRecord
 from storage.errors import LibraryError
 
 
@@ -25,7 +25,7 @@ def is_face_adapter(adapter: ModelRecord) -> bool:
 
 
 class RequestModels:
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelCatalog):
         self.registry = registry
 
     def check(self, request: GenerationRequest) -> ModelRecord:

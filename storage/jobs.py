@@ -17,7 +17,8 @@ the job (`worker_id` stays set) until it stops at its next step boundary, and a 
 claimed again before that.
 
 The JSON `progress` column holds what the worker reports (step, total, loss, eta_s, message,
-sample, samples, checkpoint, checkpoints), `losses` ([[step, loss], ...]: the loss curve) and
+sample, samples, checkpoint, checkpoints), `losses` ([[step, loss], ...]: the loss curve),
+`reserved` (values a handler fixed once for the job, by key: a training's output name) and
 `history`: one entry per event, e.g.
 {"event": "resume", "at": "...Z", "step": 10, "worker": "host:123:ab12"}.
 """
@@ -97,6 +98,21 @@ def checkpoint_step(job: Job) -> int:
     """The step of the job's latest checkpoint, where a resumed run starts; 0 if none."""
     checkpoint = (job.progress or {}).get("checkpoint") or {}
     return int(checkpoint.get("step") or 0)
+
+
+def reserved(job: Job, key: str) -> Any:
+    return ((job.progress or {}).get("reserved") or {}).get(key)
+
+
+def reserved_by_others(session: Session, job_id: int, key: str) -> list[Any]:
+    """What the other unfinished jobs reserved under `key`. A failed or cancelled job's
+    reservation lapses: retried, it must check its own again."""
+    jobs = session.scalars(select(Job).where(Job.status.in_(ACTIVE_STATUSES), Job.id != job_id))
+    return [value for value in (reserved(job, key) for job in jobs) if value is not None]
+
+
+def keep_reserved(job: Job, key: str, value: Any, now: datetime) -> None:
+    merge_progress(job, {"reserved": {**((job.progress or {}).get("reserved") or {}), key: value}}, now)
 
 
 def has_run(job: Job) -> bool:

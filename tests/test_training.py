@@ -58,6 +58,8 @@ class FakeJob:
     pause_when: str | None = None  # ... or once a progress message starts with this
     reason: str = "pause"
     reports: list[dict[str, Any]] = field(default_factory=list)
+    reserved: dict[str, Any] = field(default_factory=dict)
+    commits: list[Any] = field(default_factory=list)
 
     def progress(self, step, total, loss=None, sample=None, message=None, checkpoint=None) -> None:
         self.reports.append(dict(step=step, total=total, loss=loss, sample=sample, message=message, checkpoint=checkpoint))
@@ -72,6 +74,14 @@ class FakeJob:
             return self.reason
         return None
 
+    def reserve(self, key, choose):
+        with self.library.db.writing() as session:
+            self.reserved[key] = choose(session, self.reserved.get(key), [])
+        return self.reserved[key]
+
+    def on_done(self, commit) -> None:
+        self.commits.append(commit)
+
     @property
     def trained_steps(self) -> list[int]:
         return [r["step"] for r in self.reports if r["loss"] is not None]
@@ -85,7 +95,11 @@ def run(kind: str, job: FakeJob) -> dict[str, Any]:
     from core.training.handlers import train_dreambooth, train_lora
 
     job.kind = f"train-{kind}"
-    return (train_lora if kind == "lora" else train_dreambooth)(job)
+    result = (train_lora if kind == "lora" else train_dreambooth)(job)
+    with job.library.db.writing() as session:  # as the worker commits them, with the job's done state
+        for commit in job.commits:
+            commit(session)
+    return result
 
 
 # -- the studio: a library with a character and tiny models ------------------------------------

@@ -15,6 +15,13 @@ from, or 0 on a first start) and `context.resume_checkpoint` (that checkpoint's 
 `context.progress(checkpoint=path)` records a checkpoint: the job resumes from the latest one
 recorded, so call it only once the checkpoint is completely written (temp file + rename). The
 returned dict's "outputs" (a list of file paths) are shown by `jobs show` as the job's outputs.
+
+A handler whose result is rows in the library as well as files (a training registers the model it
+made) keeps them and the job's done state one commit, so that a crash leaves either both or
+neither: `context.reserve(key, choose)` fixes a value (the output's name) once for the job, kept
+in its row, so a resumed or retried run writes to the same place; `context.on_done(commit)` hands
+the worker `commit(session)`, which it runs in the transaction that marks the job done. Until that
+commit the job is not done, and its next run redoes what follows its last checkpoint.
 """
 
 from __future__ import annotations
@@ -55,6 +62,18 @@ class JobContext(Protocol):
 
     def stop_requested(self) -> str | None:
         """None to go on, else "pause", "cancel", "preempt" or "window"."""
+        ...
+
+    def reserve(self, key: str, choose: Callable[[Any, Any, list[Any]], Any]) -> Any:
+        """`choose(session, kept, others)` in a write transaction, its JSON answer kept in the
+        job's row under `key`: `kept` is what this job kept there before (None at first), `others`
+        what the other unfinished jobs keep under `key`, so that two jobs never choose one value.
+        Returns the answer."""
+        ...
+
+    def on_done(self, commit: Callable[[Any], None]) -> None:
+        """`commit(session)` will run in the transaction that marks the job done, once the handler
+        has returned; if it raises, nothing of it is written and the job fails."""
         ...
 
     def generation_service(self) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.engine.request import GenerationRequest
 from core.jobs.queue import JobQueue, JobRecord
-from core.model_registry import ModelRegistry
+from core.model_catalog import ModelCatalog
 from core.request_models import RequestModels
 
 
@@ -14,7 +14,7 @@ def check_generation(queue: JobQueue, request: GenerationRequest) -> None:
     now rather than failing in the worker: its fields (RequestError) and its models against its
     base (ModelRefused, e.g. an SDXL LoRA on an SD 1.5 base)."""
     request.validate()
-    RequestModels(ModelRegistry(queue.library)).check(request)
+    RequestModels(ModelCatalog(queue.library)).check(request)
 
 
 def enqueue_generation(queue: JobQueue, request: GenerationRequest, best_of: int | None = None, project: str | None = None) -> JobRecord:

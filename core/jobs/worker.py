@@ -92,6 +92,7 @@ class RunningJob:
         self._answer: str | None = None
         self.lost = False
         self.last_step = self.resume_step
+        self.commits: list[Callable[[Any], None]] = []  # run with the job's done state (on_done)
 
     # -- the JobContext API ----------------------------------------------------------------------
     def progress(
@@ -152,6 +153,19 @@ class RunningJob:
             self._last_check = now
             self._answer = self._read_wish()
         return self._answer
+
+    def reserve(self, key: str, choose: Callable[[Any, Any, list[Any]], Any]) -> Any:
+        with self.library.db.writing() as session:
+            job = job_store.held_job(session, self.job_id, self.worker.worker_id)
+            if job is None:
+                self.lost = True
+                raise JobStopped("cancel")
+            value = choose(session, job_store.reserved(job, key), job_store.reserved_by_others(session, self.job_id, key))
+            job_store.keep_reserved(job, key, value, utcnow())
+        return value
+
+    def on_done(self, commit: Callable[[Any], None]) -> None:
+        self.commits.append(commit)
 
     def generation_service(self):
         return self.worker.generation_service
@@ -379,13 +393,28 @@ class Worker:
                 self.log(f"job {job.id} failed: {error}")
             else:
                 clean = json.loads(json.dumps(result if isinstance(result, dict) else {"value": result}, default=str))
-                self._settle(context, lambda s, now: job_store.finish_job(s, job.id, self.worker_id, clean, now))
-                self.log(f"job {job.id} done in {time.monotonic() - began:.1f} s")
+                try:
+                    self._settle(context, lambda s, now: self._finish(s, context, clean, now))
+                except Exception as exc:  # noqa: BLE001 - a commit refused (rolled back whole) fails the job
+                    error = describe_failure(exc)
+                    self._settle(context, lambda s, now: job_store.fail_job(s, job.id, self.worker_id, error, now))
+                    self.log(f"job {job.id} failed: {error}")
+                else:
+                    self.log(f"job {job.id} done in {time.monotonic() - began:.1f} s")
         finally:
             heartbeat.stop()
         if context.lost:
             self.log(f"job {job.id} was taken back from this worker (it was taken for dead); its result is not recorded")
         return JobQueue(self.library).get(job.id)
+
+    def _finish(self, session, context: RunningJob, result: dict[str, Any], now: datetime) -> Job | None:
+        """Done, and the handler's on_done rows, in one transaction: a worker killed before its
+        commit leaves neither, and the job runs again."""
+        job = job_store.finish_job(session, context.job_id, self.worker_id, result, now)
+        if job is not None:
+            for commit in context.commits:
+                commit(session)
+        return job
 
     def _settle(self, context: RunningJob, change) -> None:
         context.flush()

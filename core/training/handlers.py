@@ -8,7 +8,9 @@ trains: every step reports its loss, every `sample_every` steps a sample sheet
 checkpoint. At each step boundary it asks `context.stop_requested()`: on "pause", "window" or
 "preempt" it checkpoints and raises JobStopped; on "cancel" it just stops. At the end the LoRA is
 exported in kohya's format (the full UNet as a diffusers checkpoint folder) and registered as
-the character's next model version.
+the character's next model version, in the transaction that marks the job done (see
+core/training/output.py): a worker killed while finishing leaves the job to finish again, from
+its final checkpoint, under the same name.
 
 The work_dir holds the job's state between runs: dataset.json (the pictures and captions, fixed
 when the job first started), job.json (start time, sample prompts), cache/ (latents and caption
@@ -20,7 +22,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,13 +35,12 @@ from core.engine.pipeline_cache import PipelineCache, WeightsRef
 from core.jobs.context import JobContext, JobStopped
 from core.model_registry import ModelRecord, ModelRegistry
 from core.training import dataset as data
-from core.training import samples
+from core.training import output, samples
 from core.training.checkpoints import CHECKPOINT_DIRNAME, find_checkpoint, list_checkpoints, save_checkpoint
 from core.training.config import ConfigError, TrainingConfig
 from core.training.dreambooth import CLASS_DIRNAME, ensure_class_images
-from core.training.kohya_export import kohya_metadata, peft_to_kohya, save_kohya_lora
+from core.training.kohya_export import kohya_metadata, peft_to_kohya, write_kohya_lora
 from core.training.lora_trainer import LoraTrainer, Precision, choose_precision
-from core.training.output import output_target, register_trained_model
 from storage.errors import LibraryError
 
 JOB_STATE = "job.json"
@@ -132,20 +132,21 @@ class _Training:
 
         sample = self._sample(trainer, state, self.total, resolution, precision)
         if config.full_unet:
-            record = self._export_checkpoint(trainer, character, base)
+            target, kind = self._export_checkpoint(trainer, character, base), "checkpoint"
         else:
-            record = self._export_lora(trainer, character, base, base_sha, family, images, class_images, state, resolution, precision)
-        self.context.progress(self.total, self.total, sample=sample, message=f"saved {record.name} (version {record.version})")
+            target = self._export_lora(trainer, character, base, base_sha, family, images, class_images, state, resolution, precision)
+            kind = "lora"
+        self.context.progress(self.total, self.total, sample=sample, message=f"saved {target.name} (version {target.version})")
         trainer.release()
         return {
-            "model": record.name,
-            "path": record.path,
-            "version": record.version,
+            "model": target.name,
+            "path": target.path,
+            "version": target.version,
             "steps": self.total,
-            "kind": record.kind,
+            "kind": kind,
             "character": character.name,
             "resumed_from": start,
-            "outputs": [record.path],
+            "outputs": [target.path],
             "sample": str(sample),
             "optimizer": trainer.optimizer_name,
         }
@@ -297,14 +298,14 @@ class _Training:
             "started_at": state["started_at"],
         }
 
-    def _export_lora(self, trainer, character, base, base_sha, family, images, class_images, state, resolution, precision) -> ModelRecord:
+    def _export_lora(self, trainer, character, base, base_sha, family, images, class_images, state, resolution, precision) -> output.OutputTarget:
         config = self.config
         dtype = torch.float16 if config.save_precision == "fp16" else torch.float32
         tensors = peft_to_kohya(trainer.lora_states(), family, config.network_alpha, trainer.unet.config.layers_per_block, dtype)
-        version, name, path = output_target(self.library, character.name, character.id)
+        target = output.reserve_output(self.context, character.name, character.id)
         metadata = kohya_metadata(
             family=family,
-            output_name=name,
+            output_name=target.name,
             rank=config.rank,
             alpha=config.network_alpha,
             steps=self.total,
@@ -327,20 +328,26 @@ class _Training:
             mixed_precision=precision.name,
             optimizer=trainer.optimizer_name,
         )
-        save_kohya_lora(path, tensors, metadata)
-        return register_trained_model(self.library, path, name, "lora", character.id, version, self._training_details(base, state))
+        output.clear_temp(target)
+        write_kohya_lora(target.temp, tensors, metadata)
+        self._install(target, "lora", base, state)
+        return target
 
-    def _export_checkpoint(self, trainer: LoraTrainer, character, base: ModelRecord) -> ModelRecord:
+    def _export_checkpoint(self, trainer: LoraTrainer, character, base: ModelRecord) -> output.OutputTarget:
         """The fine-tuned UNet with the base's other parts, as a diffusers checkpoint folder."""
         dtype = torch.float16 if self.config.save_precision == "fp16" else torch.float32
-        version, name, path = output_target(self.library, character.name, character.id, suffix="")
+        target = output.reserve_output(self.context, character.name, character.id, suffix="")
         trainer.unet.to(dtype)
-        temp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(temp, ignore_errors=True)
-        trainer.pipe.save_pretrained(str(temp), safe_serialization=True)
-        os.replace(temp, path)
-        state = json.loads((self.work_dir / JOB_STATE).read_text())
-        return register_trained_model(self.library, path, name, "checkpoint", character.id, version, self._training_details(base, state))
+        output.clear_temp(target)
+        trainer.pipe.save_pretrained(str(target.temp), safe_serialization=True)
+        output.fsync_tree(target.temp)
+        self._install(target, "checkpoint", base, json.loads((self.work_dir / JOB_STATE).read_text()))
+        return target
+
+    def _install(self, target: output.OutputTarget, kind: str, base: ModelRecord, state: dict[str, Any]) -> None:
+        """Into place, with its row left for the worker to commit with the job's done state."""
+        output.install_output(target)
+        self.context.on_done(output.registration(self.library, target, kind, self._training_details(base, state)))
 
 
 def _duration(seconds: float) -> str:

@@ -159,15 +159,14 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return hashlib.sha256(save(tensors)).hexdigest()
 
 
-def save_kohya_lora(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """Writes the file atomically (temp + rename), with kohya's own content hash added."""
+def write_kohya_lora(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Writes and fsyncs the file, with kohya's own content hash added. Write it to a temp name:
+    the caller renames it into place (core/training/output.py)."""
     metadata = {**metadata, "sshs_model_hash": tensors_sha256(tensors)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temp), metadata=metadata)
-    with open(temp, "rb") as handle:
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(temp, path)
     return path
 
 
