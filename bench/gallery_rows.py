@@ -100,7 +100,9 @@ def fill_generations(library: Library, count: int, distinct_files: int = 300, si
             which = offset % distinct_files
             # Ids grow with time, as they do when images are rendered one after the other.
             created_at = (now - timedelta(seconds=(count - offset) * 300)).isoformat(sep=" ", timespec="microseconds")
-            generations.append((generation_id, project_id, file_ids[which], request_json[which], which, size, size, created_at, offset % 4 == 0, "[]"))
+            generations.append(
+                (generation_id, project_id, file_ids[which], request_json[which], which, size, size, created_at, offset % 4 == 0, "[]")
+            )
             score = None if rng.random() < 0.1 else round(rng.uniform(0.2, 0.95), 3)
             character_id = character_ids[BENCH_CHARACTERS[which % 2]]
             links.append((generation_id, character_id, score, "clip" if score is not None else None))

@@ -116,7 +116,13 @@ def diffusers_pipeline(paths: TinyModelPaths, family: str, device: str, dtype, l
     pipe = pipeline_class.from_pretrained(paths.checkpoint, controlnet=controlnet, torch_dtype=dtype, local_files_only=True, **extra)
     loads["base"] += 1
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++")
-    pipe.load_ip_adapter(str(paths.ip_adapter.parent), subfolder="", weight_name=paths.ip_adapter.name, image_encoder_folder="image_encoder", local_files_only=True)
+    pipe.load_ip_adapter(
+        str(paths.ip_adapter.parent),
+        subfolder="",
+        weight_name=paths.ip_adapter.name,
+        image_encoder_folder="image_encoder",
+        local_files_only=True,
+    )
     loads["ip"] += 1
     loads["image_encoder"] += 1
     pipe.load_lora_weights(str(paths.lora), adapter_name="style")
@@ -205,7 +211,9 @@ def main() -> int:
     steps = args.steps or (20 if args.real_size else 10)
     with tempfile.TemporaryDirectory(prefix="cs-bench-") as scratch:
         scratch = Path(scratch)
-        paths = real_size_models(scratch / "models", args.family) if args.real_size else build_tiny_model_set(scratch / "models", args.family)
+        paths = (
+            real_size_models(scratch / "models", args.family) if args.real_size else build_tiny_model_set(scratch / "models", args.family)
+        )
         controls = [stick_figure(scratch / f"pose{i}.png", size, lean) for i, lean in enumerate((-6, 6))]
         with open_library(scratch / "library") as library:
             build_demo_library(Catalog(library))

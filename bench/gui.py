@@ -92,7 +92,14 @@ def bench_launch(scratch: Path, library: Path | None, runs: int) -> dict:
         report = scratch / f"shown-{run}.json"
         env = child_env(scratch / "home", CHARACTER_STUDIO_REPORT_SHOWN=str(report))
         started = time.time()
-        done = subprocess.run([sys.executable, str(REPO / "main.py"), "--library", str(library)], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(REPO / "main.py"), "--library", str(library)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if not report.exists():
             errors.append(f"run {run}: exit {done.returncode}, no paint reported: {done.stderr.strip()[-300:]}")
             continue
@@ -164,7 +171,12 @@ def bench_stall(scratch: Path, timeout_s: float, train_steps: int, images: int, 
 
     root = scratch / "stall-library"
     made = subprocess.run(
-        [sys.executable, __file__, "--make-tiny-library", str(root)], env=child_env(scratch / "home"), cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, __file__, "--make-tiny-library", str(root)],
+        env=child_env(scratch / "home"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if made.returncode != 0:
         return {"error": f"could not build the tiny-model library: {made.stderr.strip()[-500:]}"}
@@ -185,13 +197,27 @@ def bench_stall(scratch: Path, timeout_s: float, train_steps: int, images: int, 
 
     queue = JobQueue(library)
     request = {
-        "prompt": "ariaknight, full body", "base": "bench-tiny", "width": 64, "height": 64, "steps": 10, "seed": 1,
-        "count": images, "characters": ["Aria"],
+        "prompt": "ariaknight, full body",
+        "base": "bench-tiny",
+        "width": 64,
+        "height": 64,
+        "steps": 10,
+        "seed": 1,
+        "count": images,
+        "characters": ["Aria"],
     }
     generate = queue.enqueue("generate", {"request": request, "best_of": None}, character="Aria", project="Demo")
     config = TrainingConfig(
-        character="Aria", project="Demo", base="bench-tiny", steps=train_steps, rank=4, resolution=64,
-        sample_every=max(1, train_steps // 3), sample_steps=2, checkpoint_every=max(1, train_steps // 3), save_precision="fp32",
+        character="Aria",
+        project="Demo",
+        base="bench-tiny",
+        steps=train_steps,
+        rank=4,
+        resolution=64,
+        sample_every=max(1, train_steps // 3),
+        sample_steps=2,
+        checkpoint_every=max(1, train_steps // 3),
+        save_precision="fp32",
     )
     train = queue.enqueue(config.job_kind, config.to_json(), character="Aria", project="Demo")
     worker_log = open(scratch / "worker.log", "w")

@@ -15,7 +15,16 @@ from core.tiny_models import TinyModelPaths, save_ip_adapter_for, save_kohya_lor
 from resources import model_config_dir
 
 # The CLIP ViT-H/14 image encoder that the published IP-Adapter SD1.5 and SDXL "vit-h" files use.
-VIT_H = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu")
+VIT_H = dict(
+    hidden_size=1280,
+    intermediate_size=5120,
+    num_hidden_layers=32,
+    num_attention_heads=16,
+    patch_size=14,
+    image_size=224,
+    projection_dim=1024,
+    hidden_act="gelu",
+)
 
 
 def build_real_size_model_set(folder: Path, family: str = "sd15") -> TinyModelPaths:

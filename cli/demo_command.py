@@ -11,7 +11,6 @@ from core.demo_library import DEMO_PROJECT, build_demo_library
 from storage.errors import LibraryError
 from storage.filestore import sha256_file
 
-
 SELF_TEST_NOTE = (
     "These images come from tiny random-weight models: they test the installation end to end "
     "(loading, identity, LoRA, ControlNet, library), they are not art. Register your own checkpoint "

@@ -16,7 +16,23 @@ from core.engine.request_options import request_from_options
 from storage.errors import LibraryError
 
 # The names a batch item takes: the same as the flags, as the generate contract says.
-BATCH_KEYS = {"character", "prompt", "negative", "base", "ip_adapter", "ip_scale", "method", "lora", "control", "seed", "steps", "cfg", "sampler", "size", "count"}
+BATCH_KEYS = {
+    "character",
+    "prompt",
+    "negative",
+    "base",
+    "ip_adapter",
+    "ip_scale",
+    "method",
+    "lora",
+    "control",
+    "seed",
+    "steps",
+    "cfg",
+    "sampler",
+    "size",
+    "count",
+}
 
 
 def register(tree: CommandTree) -> None:
@@ -28,10 +44,16 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--base", metavar="MODEL", help="checkpoint (default: the default checkpoint)")
     p.add_argument("--ip-adapter", metavar="MODEL", help="IP-Adapter (default: the registered one of the base's family)")
     p.add_argument("--ip-scale", type=float, default=0.7, metavar="S", help="identity strength, 0-1.5 (default 0.7)")
-    p.add_argument("--method", choices=["ip-adapter", "faceid", "instantid", "none"], default="ip-adapter",
-                   help="how the characters' identity is kept: CLIP image (ip-adapter), face identity (faceid, instantid), or not at all")
+    p.add_argument(
+        "--method",
+        choices=["ip-adapter", "faceid", "instantid", "none"],
+        default="ip-adapter",
+        help="how the characters' identity is kept: CLIP image (ip-adapter), face identity (faceid, instantid), or not at all",
+    )
     p.add_argument("--lora", action="append", default=[], metavar="MODEL[:WEIGHT]")
-    p.add_argument("--control", action="append", default=[], metavar="MODEL=IMAGE[:SCALE]", help="MODEL: a ControlNet name or a control type")
+    p.add_argument(
+        "--control", action="append", default=[], metavar="MODEL=IMAGE[:SCALE]", help="MODEL: a ControlNet name or a control type"
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--cfg", type=float, default=7.0)
@@ -41,7 +63,11 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--best-of", type=int, metavar="N", help="render N seeds, keep them all, mark the most consistent one")
     p.add_argument("--batch", metavar="FILE.json", help="a JSON list of requests, run in one warm process")
     p.add_argument("--from-image", metavar="PNG", help="make again the image this PNG was made from (its character-studio metadata)")
-    p.add_argument("--queue", action="store_true", help="queue one job per request for the worker (`character-studio worker`) instead of rendering here")
+    p.add_argument(
+        "--queue",
+        action="store_true",
+        help="queue one job per request for the worker (`character-studio worker`) instead of rendering here",
+    )
     add_engine_options(p)
 
     generations = tree.group("generation", "list and show generated images")
@@ -63,7 +89,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     group.add_argument("--cpu-offload", action="store_true", help="keep models in RAM, move each to the GPU when used")
     group.add_argument(
-        "--memory-budget", type=memory_budget_bytes, metavar="GB",
+        "--memory-budget",
+        type=memory_budget_bytes,
+        metavar="GB",
         help="models kept loaded between generations, in GB; beyond it the least recently used are unloaded "
         "(default: the device's free memory less a margin for rendering)",
     )
@@ -136,10 +164,7 @@ def generate(catalog: Catalog, args, out: Output) -> None:
         bar.label = f"request {number}/{len(requests)}" if len(requests) > 1 else ""
         records += service.generate(request, progress=bar.update, best_of=args.best_of)
     bar.finish()
-    lines = [
-        f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {describe_scores(r)}{'  BEST' if r.best else ''}  {r.path}"
-        for r in records
-    ]
+    lines = [f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {describe_scores(r)}{'  BEST' if r.best else ''}  {r.path}" for r in records]
     lines += [f"warning: #{r.id}: {w}" for r in records for w in r.warnings]
     out.emit([r.to_json() for r in records], "\n".join(lines))
 
@@ -199,7 +224,14 @@ def generation_list(catalog: Catalog, args, out: Output) -> None:
 
     records = list_generations(catalog.library, args.character, args.project, args.limit, args.sort)
     rows = [
-        (str(r.id) + ("*" if r.best else ""), r.created_at or "", f"{r.width}x{r.height}", str(r.seed), describe_scores(r), r.request.get("prompt", "")[:40])
+        (
+            str(r.id) + ("*" if r.best else ""),
+            r.created_at or "",
+            f"{r.width}x{r.height}",
+            str(r.seed),
+            describe_scores(r),
+            r.request.get("prompt", "")[:40],
+        )
         for r in records
     ]
     text = table(("ID", "CREATED", "SIZE", "SEED", "CONSISTENCY", "PROMPT"), rows, empty="No generations yet.")

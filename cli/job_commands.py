@@ -25,9 +25,16 @@ def register(tree: CommandTree) -> None:
     p = tree.command("worker", "run queued jobs (generations, trainings) on this machine's GPU", worker)
     p.add_argument("--until-idle", action="store_true", help="exit when no job can run now (jobs waiting for their window do not count)")
     p.add_argument("--poll", type=float, default=1.0, metavar="S", help="seconds between looks at an empty queue (default 1)")
-    p.add_argument("--nice", type=int, default=0, metavar="N", help="lower this process's CPU priority by N (the studio uses 5, so its window stays responsive)")
     p.add_argument(
-        "--studio-link", action="store_true",
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="lower this process's CPU priority by N (the studio uses 5, so its window stays responsive)",
+    )
+    p.add_argument(
+        "--studio-link",
+        action="store_true",
         help="stdin is a pipe from the studio that started this worker: stop (checkpointing a training) when it closes, unless the studio said to keep running",
     )
     add_engine_options(p)
@@ -85,7 +92,10 @@ def worker(catalog: Catalog, args, out: Output) -> None:
     runner = Worker(
         catalog.library, args.device, args.precision, memory, poll_interval=args.poll, log=log, memory_budget_bytes=args.memory_budget
     )
-    log(f"worker {runner.worker_id} on {device.description}: {', '.join(sorted(HANDLERS))} jobs" + (" until idle" if args.until_idle else ""))
+    log(
+        f"worker {runner.worker_id} on {device.description}: {', '.join(sorted(HANDLERS))} jobs"
+        + (" until idle" if args.until_idle else "")
+    )
 
     def on_signal(signum, _frame) -> None:
         if runner.stopping:
@@ -108,7 +118,12 @@ def worker(catalog: Catalog, args, out: Output) -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
     summary = {"worker": runner.worker_id, "jobs": [{"id": r.id, "kind": r.kind, "status": r.status, "error": r.error} for r in ran]}
-    out.emit(summary, f"worker {runner.worker_id} ran {len(ran)} job(s); nothing left to run now" if args.until_idle else f"worker {runner.worker_id} stopped")
+    out.emit(
+        summary,
+        f"worker {runner.worker_id} ran {len(ran)} job(s); nothing left to run now"
+        if args.until_idle
+        else f"worker {runner.worker_id} stopped",
+    )
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -155,8 +170,14 @@ def jobs_show(catalog: Catalog, args, out: Output) -> None:
     lines = [
         f"job #{record.id}  {record.kind}  {record.status}" + (f"  (priority {record.priority})" if record.priority else ""),
         f"  character: {record.character or '-'}",
-        f"  progress: step {describe_progress(record)}" + (f"  loss {record.loss:.4f}" if record.loss is not None else "") + (f"  eta {format_duration(record.eta_s)}" if record.eta_s is not None else "")
-        + (f"  (continues from step {record.resume_step})" if record.status in ("queued", "paused", "failed", "cancelled") and record.step != record.resume_step else ""),
+        f"  progress: step {describe_progress(record)}"
+        + (f"  loss {record.loss:.4f}" if record.loss is not None else "")
+        + (f"  eta {format_duration(record.eta_s)}" if record.eta_s is not None else "")
+        + (
+            f"  (continues from step {record.resume_step})"
+            if record.status in ("queued", "paused", "failed", "cancelled") and record.step != record.resume_step
+            else ""
+        ),
         f"  window: {window}",
     ]
     if record.message:

@@ -40,15 +40,21 @@ def register(tree: CommandTree) -> None:
         p = tree.action(characters, name, help, handler)
         p.add_argument("name", metavar="NAME")
         p.add_argument("--project", metavar="P", help="needed when several projects have a character of this name")
-    p = tree.action(characters, "add-refs", "import image files (or generated images) as reference images of a character", character_add_refs)
+    p = tree.action(
+        characters, "add-refs", "import image files (or generated images) as reference images of a character", character_add_refs
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("files", metavar="FILE", nargs="*")
-    p.add_argument("--from-generation", type=int, action="append", default=[], metavar="ID", help="a generated image (see `generation list`)")
+    p.add_argument(
+        "--from-generation", type=int, action="append", default=[], metavar="ID", help="a generated image (see `generation list`)"
+    )
     p.add_argument("--project", metavar="P")
     add_tag_options(p)
     p.add_argument("--skip-bad", action="store_true", help="import the good files and list the bad ones")
 
-    p = tree.action(characters, "analyse-faces", "find the faces in a character's references with the registered face models", character_analyse_faces)
+    p = tree.action(
+        characters, "analyse-faces", "find the faces in a character's references with the registered face models", character_analyse_faces
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--project", metavar="P")
 

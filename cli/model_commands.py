@@ -53,8 +53,7 @@ def model_add(catalog: Catalog, args, out: Output) -> None:
 def model_list(catalog: Catalog, args, out: Output) -> None:
     records = ModelRegistry(catalog.library).list(args.kind, args.family)
     rows = [
-        (r.name, r.kind, r.family or "?", r.control_type or "", "yes" if r.is_default else "", size_text(r.size), r.path)
-        for r in records
+        (r.name, r.kind, r.family or "?", r.control_type or "", "yes" if r.is_default else "", size_text(r.size), r.path) for r in records
     ]
     text = table(("NAME", "KIND", "FAMILY", "CONTROL", "DEFAULT", "SIZE", "PATH"), rows, empty="No models registered.")
     out.emit([r.to_json() for r in records], text)

@@ -68,8 +68,13 @@ def scene_render(catalog: Catalog, args, out: Output) -> None:
     service = GenerationService(catalog.library, args.device, args.precision, memory, args.memory_budget)
     bar = ProgressBar(enabled=not out.json and _is_terminal())
     records = SceneRenderer(catalog.library, service).render(
-        scene, seed=args.seed, count=args.count, debug_dir=Path(args.debug_dir) if args.debug_dir else None,
-        scene_id=scene_id, progress=bar.update, best_of=args.best_of,
+        scene,
+        seed=args.seed,
+        count=args.count,
+        debug_dir=Path(args.debug_dir) if args.debug_dir else None,
+        scene_id=scene_id,
+        progress=bar.update,
+        best_of=args.best_of,
     )
     bar.finish()
     lines = [f"#{r.id}  seed {r.seed}  {r.width}x{r.height}  {describe_scores(r)}{'  BEST' if r.best else ''}  {r.path}" for r in records]
@@ -121,10 +126,20 @@ def scene_list(catalog: Catalog, args, out: Output) -> None:
 
     with catalog.library.db.reading() as session:
         rows = [
-            {"id": s.id, "name": s.name, "project": project, "placements": len(s.data.get("placements", [])), "updated_at": timestamp(s.updated_at)}
+            {
+                "id": s.id,
+                "name": s.name,
+                "project": project,
+                "placements": len(s.data.get("placements", [])),
+                "updated_at": timestamp(s.updated_at),
+            }
             for s, project in list_scenes(session, args.project)
         ]
-    text = table(("SCENE", "PROJECT", "PLACEMENTS", "UPDATED"), [(r["name"], r["project"], str(r["placements"]), r["updated_at"]) for r in rows], empty="No scenes yet.")
+    text = table(
+        ("SCENE", "PROJECT", "PLACEMENTS", "UPDATED"),
+        [(r["name"], r["project"], str(r["placements"]), r["updated_at"]) for r in rows],
+        empty="No scenes yet.",
+    )
     out.emit(rows, text)
 
 

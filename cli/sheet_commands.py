@@ -41,8 +41,18 @@ def sheet(catalog: Catalog, args, out: Output) -> None:
     service = GenerationService(catalog.library, args.device, args.precision, memory, args.memory_budget)
     bar = ProgressBar(enabled=not out.json and sys.stderr.isatty())
     made = make_sheet(
-        catalog.library, args.name, args.kind, target, service, args.project, size, args.seed, args.steps,
-        args.prompt, base=args.base, progress=bar.update,
+        catalog.library,
+        args.name,
+        args.kind,
+        target,
+        service,
+        args.project,
+        size,
+        args.seed,
+        args.steps,
+        args.prompt,
+        base=args.base,
+        progress=bar.update,
     )
     bar.finish()
     lines = [f"{made.kind} sheet of {made.character} (seed {made.seed}): {made.png} and {made.pdf}"]

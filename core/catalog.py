@@ -6,9 +6,10 @@ transaction and returns plain records, never live rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -17,8 +18,8 @@ from core.image_import import ImageRefused, read_image_file
 from core.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
 from storage import characters as character_store
 from storage import faces as face_store
-from storage import models as model_store
 from storage import generations as generation_store
+from storage import models as model_store
 from storage import projects as project_store
 from storage import references as reference_store
 from storage import trash as trash_store
@@ -26,7 +27,6 @@ from storage.errors import LibraryError
 from storage.library import Library
 from storage.references import ReferenceTags
 from storage.schema import Character, ReferenceImage
-
 
 MAX_IDENTITY_STRENGTH = 1.5  # as `generate --ip-scale` allows
 # How a character's look is kept, as `generate --method` takes it ("none": prompt and LoRAs only).
@@ -74,10 +74,7 @@ class Catalog:
 
     def list_projects(self) -> list[ProjectRecord]:
         with self.db.reading() as session:
-            return [
-                ProjectRecord.of(p, project_store.count_characters(session, p))
-                for p in project_store.list_projects(session)
-            ]
+            return [ProjectRecord.of(p, project_store.count_characters(session, p)) for p in project_store.list_projects(session)]
 
     def rename_project(self, name: str, new_name: str) -> ProjectRecord:
         with self.db.writing() as session:
@@ -95,9 +92,7 @@ class Catalog:
             return ProjectRecord.of(project, project_store.count_characters(session, project))
 
     # -- characters -----------------------------------------------------------------------
-    def create_character(
-        self, name: str, project: str, trigger_word: str | None = None, notes: str = ""
-    ) -> CharacterRecord:
+    def create_character(self, name: str, project: str, trigger_word: str | None = None, notes: str = "") -> CharacterRecord:
         with self.db.writing() as session:
             character = character_store.create_character(session, name, project, trigger_word, notes)
             return CharacterRecord.of(character, [])
@@ -189,9 +184,7 @@ class Catalog:
             with self.db.writing() as session:
                 character = character_store.find_character(session, name, project)
                 for image in good:
-                    stored = reference_store.add_reference(
-                        session, self.library.files, character, image, tags, created_files
-                    )
+                    stored = reference_store.add_reference(session, self.library.files, character, image, tags, created_files)
                     report.imported.append(ReferenceRecord.of(stored.reference, self.library.root, stored.outcome))
         except BaseException:
             # The rows were rolled back; the files written for them must go too.
@@ -262,4 +255,3 @@ class Catalog:
             .group_by(ReferenceImage.character_id)
         )
         return dict(rows.all())
-

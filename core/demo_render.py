@@ -114,8 +114,16 @@ def render_demo(library: Library, service: GenerationService | None = None) -> D
         generations += service.generate(request)
     scene_record, scene_file = render_demo_fight(library, service, models)
     sheet = make_sheet(
-        library, DEMO_CHARACTERS[0].name, "turnaround", library.root / "demo-output" / "aria-turnaround.png",
-        service, DEMO_PROJECT, size=(TINY_SIZE, TINY_SIZE * 3 // 2), seed=1234, steps=6, base=models["checkpoint"],
+        library,
+        DEMO_CHARACTERS[0].name,
+        "turnaround",
+        library.root / "demo-output" / "aria-turnaround.png",
+        service,
+        DEMO_PROJECT,
+        size=(TINY_SIZE, TINY_SIZE * 3 // 2),
+        seed=1234,
+        steps=6,
+        base=models["checkpoint"],
     )
     return DemoRender(models, generations, created, scene_record, str(scene_file), str(sheet.png), str(sheet.pdf))
 
@@ -129,8 +137,23 @@ def demo_fight_scene(models: dict[str, str]) -> Scene:
         prompt="two fighters in a stone courtyard, dynamic action",
         negative="blurry, lowres",
         placements=(
-            Placement(character=aria.name, project=DEMO_PROJECT, box=(0, 0, width // 2, height), pose=f"{DEMO_SCENE_POSE}#0", prompt="throwing a punch", z=1),
-            Placement(character=kael.name, project=DEMO_PROJECT, box=(width // 2, 0, width // 2, height), pose=f"{DEMO_SCENE_POSE}#1", prompt="hit, recoiling", lora=f"{models['lora']}:0.8", z=0),
+            Placement(
+                character=aria.name,
+                project=DEMO_PROJECT,
+                box=(0, 0, width // 2, height),
+                pose=f"{DEMO_SCENE_POSE}#0",
+                prompt="throwing a punch",
+                z=1,
+            ),
+            Placement(
+                character=kael.name,
+                project=DEMO_PROJECT,
+                box=(width // 2, 0, width // 2, height),
+                pose=f"{DEMO_SCENE_POSE}#1",
+                prompt="hit, recoiling",
+                lora=f"{models['lora']}:0.8",
+                z=0,
+            ),
         ),
         seed=1234,
         steps=8,

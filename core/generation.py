@@ -27,12 +27,12 @@ from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
 from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
 from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, ProgressCallback, RegionPlan, RenderPlan
 from core.engine.samplers import UnknownSampler, canonical_sampler
-from core.image_import import ImageRefused, pixel_sha256, read_image_file
-from core.model_registry import ModelRecord, ModelRegistry
-from core.request_models import RequestModels
 from core.generation_queries import GenerationRecord, generation_record
 from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
 from core.identity.keypoints import draw_face_keypoints, place_keypoints
+from core.image_import import ImageRefused, pixel_sha256, read_image_file
+from core.model_registry import ModelRecord, ModelRegistry
+from core.request_models import RequestModels
 from storage import characters as character_store
 from storage import generations as generation_store
 from storage.errors import LibraryError
@@ -45,9 +45,7 @@ log = logging.getLogger(__name__)
 # A NaN during sampling (fp16 overflowing, most often in the VAE) decodes to one flat colour, black
 # as a rule. The file is kept, so the user sees what happened, but it shows no one: a score of it
 # would be noise, and it must never be a batch's best.
-FLAT_IMAGE_WARNING = (
-    "the image is one flat colour (a NaN during sampling?); try fp32 (--precision fp32), a lower cfg, or another sampler"
-)
+FLAT_IMAGE_WARNING = "the image is one flat colour (a NaN during sampling?); try fp32 (--precision fp32), a lower cfg, or another sampler"
 FLAT_IMAGE_NOTE = "not measured: the image is one flat colour"
 
 
@@ -105,7 +103,7 @@ class GenerationService:
 
     @property
     def device_in_use(self) -> str | None:
-        """"cuda", "cuda:1", "mps", "cpu"... once the engine is up; None before."""
+        """ "cuda", "cuda:1", "mps", "cpu"... once the engine is up; None before."""
         return None if self._engine is None else self._engine.device.device
 
     def memory_held(self) -> dict[str, Any] | None:
@@ -330,7 +328,9 @@ class GenerationService:
             face = self._face_embedding(entry)
             encoder = self._encoder_for(adapter)
             shortcut = variant == "faceid-plusv2"
-            return IdentityPlan(self._ref(adapter), encoder, self._face_crops(entry), entry.scale, face_embedding=face, faceid_shortcut=shortcut)
+            return IdentityPlan(
+                self._ref(adapter), encoder, self._face_crops(entry), entry.scale, face_embedding=face, faceid_shortcut=shortcut
+            )
         return IdentityPlan(self._ref(adapter), None, (), entry.scale, face_embedding=self._face_embedding(entry))
 
     def _identity_net_controls(self, request: GenerationRequest, base: ModelRecord) -> list[ControlEntry]:

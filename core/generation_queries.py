@@ -9,6 +9,7 @@ from typing import Any
 from core.records import timestamp
 from storage import characters as character_store
 from storage import generations as generation_store
+
 # The gallery's filter vocabulary, re-exported so front ends need not reach into storage.
 from storage.generations import FROM_SCENES, NOT_FROM_SCENES, SORTS, GenerationFilter  # noqa: F401
 from storage.library import Library
@@ -120,10 +121,7 @@ def count_gallery(library: Library, filter: GenerationFilter = GenerationFilter(
 def gallery_page(library: Library, filter: GenerationFilter, offset: int, limit: int) -> list[GalleryItem]:
     with library.db.reading() as session:
         rows = generation_store.generation_page(session, filter, offset, limit)
-    return [
-        GalleryItem(r.id, str(library.root / r.relpath), r.width, r.height, r.score, r.best, timestamp(r.created_at))
-        for r in rows
-    ]
+    return [GalleryItem(r.id, str(library.root / r.relpath), r.width, r.height, r.score, r.best, timestamp(r.created_at)) for r in rows]
 
 
 def gallery_choices(library: Library) -> GalleryChoices:

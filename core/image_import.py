@@ -156,4 +156,3 @@ def encode_normalised_png(image: Image.Image) -> tuple[bytes, str]:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue(), pixel_sha256(image)
-

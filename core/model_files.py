@@ -136,7 +136,11 @@ def _check_tensor_layout(path: Path, header: dict[str, Any], data_bytes: int) ->
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if dtype not in DTYPE_BYTES:
             raise refuse(path, f"{what} has an unknown dtype {str(dtype)[:20]!r})")
-        if not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        if (
+            not isinstance(shape, list)
+            or len(shape) > 8
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
             raise refuse(path, f"{what}: shape must be a list of at most 8 sizes)")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
             raise refuse(path, f"{what} has no [begin, end] data offsets)")
@@ -264,7 +268,10 @@ def inspect_model_path(
             found = _inspect_folder(path, allow_pickle)
         elif path.suffix.lower() == ONNX_SUFFIX:
             if face_onnx_role(OnnxSignature.of_session(open_onnx_session(path, optimize=False))) is not None:
-                raise refuse(path, "one file of a face-models set; register the folder holding the detector and the recognition model (e.g. antelopev2/)")
+                raise refuse(
+                    path,
+                    "one file of a face-models set; register the folder holding the detector and the recognition model (e.g. antelopev2/)",
+                )
             found = _pose_estimator_file(path)
         else:
             found = _inspect_file(path, read_tensor_index(path, allow_pickle))
@@ -566,6 +573,7 @@ def onnx_models_folder(folder: Path) -> Path:
     """Where a registered folder's ONNX models are: the folder itself, or, when it holds none, its
     one subfolder that does. insightface's antelopev2.zip unpacks to antelopev2/antelopev2/*.onnx,
     and users register the folder they unzipped into."""
+
     def has_onnx(candidate: Path) -> bool:
         return any(p.is_file() and p.suffix.lower() == ONNX_SUFFIX for p in candidate.iterdir())
 
@@ -697,10 +705,7 @@ class OnnxSignature:
     @classmethod
     def of_session(cls, session) -> OnnxSignature:
         def tensors(args) -> tuple[OnnxTensor, ...]:
-            return tuple(
-                OnnxTensor(a.name, tuple(d if isinstance(d, int) and d > 0 else None for d in (a.shape or ())))
-                for a in args
-            )
+            return tuple(OnnxTensor(a.name, tuple(d if isinstance(d, int) and d > 0 else None for d in (a.shape or ()))) for a in args)
 
         return cls(tensors(session.get_inputs()), tensors(session.get_outputs()))
 
@@ -793,7 +798,10 @@ def _pose_estimator_folder(path: Path) -> ModelInspection:
     poses, detectors = found["pose"], found["detector"]
     if not poses:
         what = "a person detector but no pose model" if detectors else "no pose model"
-        raise refuse(path, f"a folder of ONNX models with {what} (a SimCC model with outputs simcc_x and simcc_y, e.g. DWPose's dw-ll_ucoco_384.onnx)")
+        raise refuse(
+            path,
+            f"a folder of ONNX models with {what} (a SimCC model with outputs simcc_x and simcc_y, e.g. DWPose's dw-ll_ucoco_384.onnx)",
+        )
     for files, what in ((poses, "pose models"), (detectors, "person detectors")):
         if len(files) > 1:
             names = ", ".join(f.name for f, _ in files)
@@ -827,7 +835,7 @@ FACE_PACKS = {
 
 
 def face_onnx_role(signature: OnnxSignature) -> str | None:
-    """"detector" (SCRFD: one image in, score/box(/keypoint) maps out per stride) or
+    """ "detector" (SCRFD: one image in, score/box(/keypoint) maps out per stride) or
     "recognition" (a 112x112-style aligned face in, one 512-d identity out), as insightface's
     model zoo routes them; None otherwise."""
     if len(signature.inputs) != 1 or len(signature.inputs[0].shape) != 4:

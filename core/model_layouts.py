@@ -40,7 +40,7 @@ OTHER_IN_CHANNELS = {7: "an SD x4 upscaler", 8: "an InstructPix2Pix model"}
 
 # -- ControlNets ------------------------------------------------------------------------------
 def controlnet_layout(index: TensorIndex) -> str | None:
-    """"ldm-prefixed", "ldm" or "diffusers"; None when the keys are no ControlNet's."""
+    """ "ldm-prefixed", "ldm" or "diffusers"; None when the keys are no ControlNet's."""
     if index.has_prefix(LDM_CONTROLNET_PREFIX):
         return "ldm-prefixed"
     keys = index.shapes

@@ -32,8 +32,17 @@ def run_sheet(context: JobContext) -> dict[str, Any]:
     # The seed is chosen before the plan: the panels' requests are made from it.
     state_path, state = series_state(context, SHEET_STATE, request.seed, best_of=None)
     plan = plan_sheet(
-        context.library, request.character, request.kind, context.work_dir / "poses", request.project,
-        request.size, state["seed"], request.steps, request.prompt, base=request.base, method=request.method,
+        context.library,
+        request.character,
+        request.kind,
+        context.work_dir / "poses",
+        request.project,
+        request.size,
+        state["seed"],
+        request.steps,
+        request.prompt,
+        base=request.base,
+        method=request.method,
     )
     service = context.generation_service()
     count, steps = len(plan.panels), request.steps
@@ -54,7 +63,9 @@ def run_sheet(context: JobContext) -> dict[str, Any]:
     for label, generation in panels:
         with Image.open(generation.path) as image:
             images.append((label, image.convert("RGB")))
-    png, pdf = export_sheet(layout_sheet(plan.character, plan.kind, images), context.work_dir / f"{sheet_file_stem(plan.character, plan.kind)}.png")
+    png, pdf = export_sheet(
+        layout_sheet(plan.character, plan.kind, images), context.work_dir / f"{sheet_file_stem(plan.character, plan.kind)}.png"
+    )
     context.progress(total, total, message=f"{plan.kind} sheet of {plan.character} written")
     return {
         "generations": list(state["generations"]),

@@ -44,9 +44,7 @@ class SheetRequest:
             width, height = self.size
             for side in (width, height):
                 if side < 64 or side > MAX_PANEL_SIDE or side % SIZE_STEP:
-                    raise LibraryError(
-                        f"panel size must be multiples of {SIZE_STEP} between 64 and {MAX_PANEL_SIDE}, got {width}x{height}"
-                    )
+                    raise LibraryError(f"panel size must be multiples of {SIZE_STEP} between 64 and {MAX_PANEL_SIDE}, got {width}x{height}")
 
     @property
     def panel_size(self) -> tuple[int, int]:

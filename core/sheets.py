@@ -161,31 +161,37 @@ def _panel_requests(kind, words, identity, size, seed, steps, negative, base, sc
             fitted = presets.skeleton(preset_name).fitted((margin, margin, width - 2 * margin, height - 2 * margin))
             pose_path = scratch / f"{view}.png"
             render_pose(PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height)).save(pose_path)
-            yield view, GenerationRequest(
-                prompt=f"{words}, {VIEW_WORDS[view]}, full body, standing, character turnaround, plain background",
-                negative=negative,
-                base=base,
-                width=width,
-                height=height,
-                steps=steps,
-                seed=seed,
-                characters=(identity[0].character,),
-                identities=identity,
-                controls=(ControlEntry(image=str(pose_path), control_type="openpose"),),
+            yield (
+                view,
+                GenerationRequest(
+                    prompt=f"{words}, {VIEW_WORDS[view]}, full body, standing, character turnaround, plain background",
+                    negative=negative,
+                    base=base,
+                    width=width,
+                    height=height,
+                    steps=steps,
+                    seed=seed,
+                    characters=(identity[0].character,),
+                    identities=identity,
+                    controls=(ControlEntry(image=str(pose_path), control_type="openpose"),),
+                ),
             )
     else:
         width, height = size or (512, 512)
         for expression in EXPRESSIONS:
-            yield expression, GenerationRequest(
-                prompt=f"{words}, portrait, close-up of the face, {expression} expression, plain background",
-                negative=negative,
-                base=base,
-                width=width,
-                height=height,
-                steps=steps,
-                seed=seed,
-                characters=(identity[0].character,),
-                identities=identity,
+            yield (
+                expression,
+                GenerationRequest(
+                    prompt=f"{words}, portrait, close-up of the face, {expression} expression, plain background",
+                    negative=negative,
+                    base=base,
+                    width=width,
+                    height=height,
+                    steps=steps,
+                    seed=seed,
+                    characters=(identity[0].character,),
+                    identities=identity,
+                ),
             )
 
 

@@ -102,7 +102,9 @@ class _Reader:
             plain = typing.get_origin(option) or option
             if (plain is str and isinstance(value, str)) or (plain is dict and isinstance(value, dict)):
                 return self.value(option, value, where)
-        kinds = " or ".join({"str": "text", "dict": "an object"}.get(getattr(typing.get_origin(o) or o, "__name__", "?"), "?") for o in options)
+        kinds = " or ".join(
+            {"str": "text", "dict": "an object"}.get(getattr(typing.get_origin(o) or o, "__name__", "?"), "?") for o in options
+        )
         raise self.error(f"{where}: expected {kinds}, got {describe_value(value)}")
 
     def _tuple(self, args: tuple, value: Any, where: str) -> tuple:

@@ -26,9 +26,7 @@ MODEL_FAMILIES = ("sd15", "sdxl")
 def model_config_dir(family: str) -> Path:
     """The shipped diffusers config folder for a model family ("sd15" or "sdxl")."""
     if family not in MODEL_FAMILIES:
-        raise ValueError(
-            f"no shipped model config for family {family!r}; known families: {', '.join(MODEL_FAMILIES)}"
-        )
+        raise ValueError(f"no shipped model config for family {family!r}; known families: {', '.join(MODEL_FAMILIES)}")
     return RESOURCES_DIR / "models" / family
 
 

@@ -43,9 +43,7 @@ def list_characters(session: Session, project: str | None = None) -> list[Charac
     return list(session.scalars(query.order_by(Project.name, Character.name)))
 
 
-def create_character(
-    session: Session, name: str, project: str, trigger_word: str | None = None, notes: str = ""
-) -> Character:
+def create_character(session: Session, name: str, project: str, trigger_word: str | None = None, notes: str = "") -> Character:
     name = clean_name(name, "character")
     owner = find_project(session, project)
     taken = _name_taken(session, owner.id, name)

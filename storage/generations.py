@@ -207,11 +207,15 @@ def generation_page(session: Session, filter: GenerationFilter, offset: int, lim
     page_ids = list(session.scalars(ids))
     if not page_ids:
         return []
-    row_score = score if filter.character_id is None else (
-        select(GenerationCharacter.score)
-        .where(GenerationCharacter.generation_id == Generation.id, GenerationCharacter.character_id == filter.character_id)
-        .correlate(Generation)
-        .scalar_subquery()
+    row_score = (
+        score
+        if filter.character_id is None
+        else (
+            select(GenerationCharacter.score)
+            .where(GenerationCharacter.generation_id == Generation.id, GenerationCharacter.character_id == filter.character_id)
+            .correlate(Generation)
+            .scalar_subquery()
+        )
     )
     rows = session.execute(
         select(Generation.id, StoredFile.relpath, Generation.width, Generation.height, row_score, Generation.is_best, Generation.created_at)
@@ -266,7 +270,9 @@ def generation_inputs(session: Session, generation: Generation) -> list[tuple[st
     """(role, library-relative path) of each file the generation read."""
     if not generation.inputs:
         return []
-    paths = dict(session.execute(select(StoredFile.id, StoredFile.relpath).where(StoredFile.id.in_([i.file_id for i in generation.inputs]))).all())
+    paths = dict(
+        session.execute(select(StoredFile.id, StoredFile.relpath).where(StoredFile.id.in_([i.file_id for i in generation.inputs]))).all()
+    )
     return [(i.role, paths[i.file_id]) for i in generation.inputs if i.file_id in paths]
 
 

@@ -25,8 +25,9 @@ sample, samples, checkpoint, checkpoints), `losses` ([[step, loss], ...]: the lo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Callable, Collection, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

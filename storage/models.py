@@ -25,9 +25,7 @@ def find_model(session: Session, name: str) -> RegisteredModel:
 def character_versions(session: Session, character_id: int) -> list[RegisteredModel]:
     """The models trained on a character, oldest version first."""
     return list(
-        session.scalars(
-            select(RegisteredModel).where(RegisteredModel.character_id == character_id).order_by(RegisteredModel.version)
-        )
+        session.scalars(select(RegisteredModel).where(RegisteredModel.character_id == character_id).order_by(RegisteredModel.version))
     )
 
 

@@ -102,9 +102,7 @@ def add_reference(
     if tags.crop_box is not None:
         x, y, w, h = tags.crop_box
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > image.width or y + h > image.height:
-            raise Conflict(
-                f"crop box {x},{y},{w},{h} does not fit inside {image.original_name} ({image.width}x{image.height})"
-            )
+            raise Conflict(f"crop box {x},{y},{w},{h} does not fit inside {image.original_name} ({image.width}x{image.height})")
     reference = ReferenceImage(
         character_id=character.id,
         file=stored,
@@ -163,6 +161,4 @@ def tag_reference(session: Session, reference_id: int, tags: ReferenceTags) -> R
 
 
 def references_of_project(session: Session, project: Project) -> list[ReferenceImage]:
-    return list(
-        session.scalars(select(ReferenceImage).join(Character).where(Character.project_id == project.id))
-    )
+    return list(session.scalars(select(ReferenceImage).join(Character).where(Character.project_id == project.id)))

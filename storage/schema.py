@@ -10,7 +10,7 @@ clears it, and only `trash purge` removes rows (and then files no row points at)
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -59,9 +59,9 @@ class StoredFile(Base):
     media_type: Mapped[str] = mapped_column(String(64), default="image/png")
     # sha256 of the decoded pixels (mode, size, raw bytes): two files showing the same
     # picture share one stored file even if their encodings differ.
-    pixel_sha256: Mapped[Optional[str]] = mapped_column(String(64), index=True)
-    width: Mapped[Optional[int]] = mapped_column(Integer)
-    height: Mapped[Optional[int]] = mapped_column(Integer)
+    pixel_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -82,11 +82,9 @@ class Project(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    characters: Mapped[list[Character]] = relationship(
-        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
-    )
+    characters: Mapped[list[Character]] = relationship(back_populates="project", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class Character(Base):
@@ -105,12 +103,12 @@ class Character(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     notes: Mapped[str] = mapped_column(Text, default="")
-    trigger_word: Mapped[Optional[str]] = mapped_column(String(100))
+    trigger_word: Mapped[str | None] = mapped_column(String(100))
     # The character's own choices that outlive a session, e.g. {"method": "faceid", "strength": 0.8}.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     project: Mapped[Project] = relationship(back_populates="characters")
     references: Mapped[list[ReferenceImage]] = relationship(
@@ -133,17 +131,17 @@ class ReferenceImage(Base):
     original_name: Mapped[str] = mapped_column(String(500), default="")
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    view: Mapped[Optional[str]] = mapped_column(String(32))
-    expression: Mapped[Optional[str]] = mapped_column(String(100))
-    outfit: Mapped[Optional[str]] = mapped_column(String(100))
-    caption: Mapped[Optional[str]] = mapped_column(Text)
+    view: Mapped[str | None] = mapped_column(String(32))
+    expression: Mapped[str | None] = mapped_column(String(100))
+    outfit: Mapped[str | None] = mapped_column(String(100))
+    caption: Mapped[str | None] = mapped_column(Text)
     # [x, y, w, h] in image pixels, or null for the whole image.
-    crop_box: Mapped[Optional[list[int]]] = mapped_column(JSON)
+    crop_box: Mapped[list[int] | None] = mapped_column(JSON)
     # Which detected face is the character's when the image shows several (index into the
     # face analysis of its file); null: the only face, or not chosen yet.
-    face_index: Mapped[Optional[int]] = mapped_column(Integer)
+    face_index: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     character: Mapped[Character] = relationship(back_populates="references")
     file: Mapped[StoredFile] = relationship()
@@ -171,17 +169,17 @@ class RegisteredModel(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    family: Mapped[Optional[str]] = mapped_column(String(32))
+    family: Mapped[str | None] = mapped_column(String(32))
     path: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
     # sha256 is cached against (size, mtime) so a large file is hashed once.
-    size: Mapped[Optional[int]] = mapped_column(Integer)
-    mtime: Mapped[Optional[float]] = mapped_column(Float)
-    control_type: Mapped[Optional[str]] = mapped_column(String(32))
+    size: Mapped[int | None] = mapped_column(Integer)
+    mtime: Mapped[float | None] = mapped_column(Float)
+    control_type: Mapped[str | None] = mapped_column(String(32))
     is_default: Mapped[bool] = mapped_column(default=False)
     # A trained LoRA version belongs to the character it was trained on.
-    character_id: Mapped[Optional[int]] = mapped_column(ForeignKey("characters.id", ondelete="SET NULL"), index=True)
-    version: Mapped[Optional[int]] = mapped_column(Integer)
+    character_id: Mapped[int | None] = mapped_column(ForeignKey("characters.id", ondelete="SET NULL"), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -195,8 +193,8 @@ class GenerationCharacter(Base):
     character_id: Mapped[int] = mapped_column(ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True, index=True)
     # Consistency score of this character in this image, when measured, and how ("face": face
     # embeddings, "clip": CLIP image embeddings).
-    score: Mapped[Optional[float]] = mapped_column(Float)
-    score_method: Mapped[Optional[str]] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+    score_method: Mapped[str | None] = mapped_column(String(16))
 
 
 class GenerationInput(Base):
@@ -213,9 +211,9 @@ class Generation(Base):
     __tablename__ = "generations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[Optional[int]] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
-    scene_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scenes.id", ondelete="SET NULL"), index=True)
-    parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
+    scene_id: Mapped[int | None] = mapped_column(ForeignKey("scenes.id", ondelete="SET NULL"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"), index=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id", ondelete="RESTRICT"), index=True)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer)
@@ -223,7 +221,7 @@ class Generation(Base):
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     # Images rendered together for --best-of share a batch; the best scoring one is marked.
-    batch_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(32), index=True)
     is_best: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Problems found after rendering, e.g. two characters who came out as the same face.
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
@@ -252,7 +250,7 @@ class Scene(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Job(Base):
@@ -269,15 +267,15 @@ class Job(Base):
     # step, total, loss, eta, sample file... as the worker reports them.
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    error: Mapped[Optional[str]] = mapped_column(Text)
-    character_id: Mapped[Optional[int]] = mapped_column(ForeignKey("characters.id", ondelete="SET NULL"), index=True)
-    worker_id: Mapped[Optional[str]] = mapped_column(String(64))
-    heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
-    not_before: Mapped[Optional[str]] = mapped_column(String(5))
-    not_after: Mapped[Optional[str]] = mapped_column(String(5))
+    error: Mapped[str | None] = mapped_column(Text)
+    character_id: Mapped[int | None] = mapped_column(ForeignKey("characters.id", ondelete="SET NULL"), index=True)
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[str | None] = mapped_column(String(5))
+    not_after: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    started_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

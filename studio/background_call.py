@@ -8,7 +8,8 @@ people; other exceptions become "TypeName: text".
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
@@ -70,9 +71,7 @@ class _Call(QRunnable):
             pass
 
 
-def run_in_background(
-    work: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None] | None = None
-) -> None:
+def run_in_background(work: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None] | None = None) -> None:
     relay = _Relay(on_done, on_error)
     _LIVE.add(relay)
     QThreadPool.globalInstance().start(_Call(work, relay))

@@ -234,7 +234,8 @@ class CharacterPage(QWidget):
         self.references.show_references(references)
         self.drop_hint.setText(
             f"{plural(len(references), 'reference')} · drop image files here to add more"
-            if references else "No references yet: drop image files here to add them."
+            if references
+            else "No references yet: drop image files here to add them."
         )
         self.tag_editor.set_outfits([r.outfit for r in references if r.outfit])
         self._reference_selection_changed()
@@ -418,7 +419,8 @@ class CharacterPage(QWidget):
             return None
         if not self.character.references:
             QMessageBox.information(
-                self, "Train overnight",
+                self,
+                "Train overnight",
                 f"{self.character.name} has no reference images to train on yet. Drop some images on this page first.",
             )
             return None

@@ -21,7 +21,6 @@ from storage.library import Library
 from studio.library_reader import LibraryReader
 from studio.thumbnails import ThumbnailLoader
 
-
 ItemRole = Qt.ItemDataRole.UserRole + 1  # the row's GalleryItem, or None while its page loads
 GenerationIdRole = Qt.ItemDataRole.UserRole + 2
 

@@ -230,7 +230,15 @@ class GalleryPage(QWidget):
             edit.dateChanged.connect(self.apply_filters)
         self.min_score.valueChanged.connect(self.apply_filters)
         row = QHBoxLayout()
-        for widget in (self.project_filter, self.character_filter, self.scene_filter, self.date_from, self.date_to, self.min_score, self.sort):
+        for widget in (
+            self.project_filter,
+            self.character_filter,
+            self.scene_filter,
+            self.date_from,
+            self.date_to,
+            self.min_score,
+            self.sort,
+        ):
             row.addWidget(widget)
         row.addStretch(1)
         row.addWidget(self.error_label)

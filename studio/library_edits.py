@@ -7,7 +7,7 @@ the stack); `settle` then refreshes whatever shows the library.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtGui import QUndoCommand
 

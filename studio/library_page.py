@@ -413,7 +413,9 @@ class LibraryPage(QWidget):
         names = list(request.get("characters") or []) + [i.get("character") for i in request.get("identities") or []]
         name = next((n for n in names if n), None)
         if name is not None:
-            project = next((i.get("project") for i in request.get("identities") or [] if i.get("character") == name and i.get("project")), None)
+            project = next(
+                (i.get("project") for i in request.get("identities") or [] if i.get("character") == name and i.get("project")), None
+            )
             project = project or self._project_of(name)
             if project is not None and not self.select(TreeNode(name, project)):
                 self.search.clear()

@@ -10,11 +10,10 @@ the gallery needs to order its counts and pages and to tell when it is idle.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-
-
 
 
 class _Call(QRunnable):

@@ -65,14 +65,17 @@ class LossCurve(QWidget):
         plot = QRectF(left, 8, self.width() - left - 10, self.height() - metrics.height() - 18)
 
         def at(step: float, loss: float) -> QPointF:
-            return QPointF(plot.left() + (step - first) / (last - first) * plot.width(),
-                           plot.bottom() - (loss - low) / (high - low) * plot.height())
+            return QPointF(
+                plot.left() + (step - first) / (last - first) * plot.width(), plot.bottom() - (loss - low) / (high - low) * plot.height()
+            )
 
         painter.setPen(QPen(palette.color(QPalette.ColorRole.Mid), 1))
         painter.drawRect(plot)
         painter.setPen(text_color)
         painter.drawText(QRectF(0, plot.top() - 4, left - 6, metrics.height()), Qt.AlignmentFlag.AlignRight, f"{high:.4f}")
-        painter.drawText(QRectF(0, plot.bottom() - metrics.height() + 4, left - 6, metrics.height()), Qt.AlignmentFlag.AlignRight, f"{low:.4f}")
+        painter.drawText(
+            QRectF(0, plot.bottom() - metrics.height() + 4, left - 6, metrics.height()), Qt.AlignmentFlag.AlignRight, f"{low:.4f}"
+        )
         below = plot.bottom() + 4
         painter.drawText(QRectF(plot.left(), below, 120, metrics.height()), Qt.AlignmentFlag.AlignLeft, f"step {first:g}")
         painter.drawText(QRectF(plot.right() - 120, below, 120, metrics.height()), Qt.AlignmentFlag.AlignRight, f"step {last:g}")

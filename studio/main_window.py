@@ -91,9 +91,7 @@ class StudioWindow(QMainWindow):
         self._build_actions()
         context.signals.show_page.connect(self.show_page)
         for signal_name, key in ROUTED_SIGNALS.items():
-            getattr(context.signals, signal_name).connect(
-                lambda payload, name=signal_name, key=key: self._deliver(name, key, payload)
-            )
+            getattr(context.signals, signal_name).connect(lambda payload, name=signal_name, key=key: self._deliver(name, key, payload))
         context.signals.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.resize(1280, 800)

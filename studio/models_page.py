@@ -167,7 +167,9 @@ class ModelsTab(QWidget):
             cells = (
                 model["name"],
                 model["kind"],
-                FAMILY_NAMES.get(model.get("family") or "", "unknown" if model["kind"] in ("checkpoint", "lora", "controlnet", "ip-adapter") else ""),
+                FAMILY_NAMES.get(
+                    model.get("family") or "", "unknown" if model["kind"] in ("checkpoint", "lora", "controlnet", "ip-adapter") else ""
+                ),
                 model.get("control_type") or ("? (set it)" if model["kind"] == "controlnet" else ""),
                 "yes" if model.get("is_default") else ("only one" if only_one else ""),
                 size_text(model.get("size")),
@@ -256,7 +258,9 @@ class ModelsTab(QWidget):
     def _on_added(self, model: dict[str, Any]) -> None:
         self.added_count += 1
         sha = (model.get("sha256") or "")[:12]
-        self.say(f"Registered {Path(self.adding.path).name} as '{model['name']}': {describe(model)} ({model.get('details', {}).get('format')}, sha256 {sha}…)")
+        self.say(
+            f"Registered {Path(self.adding.path).name} as '{model['name']}': {describe(model)} ({model.get('details', {}).get('format')}, sha256 {sha}…)"
+        )
         if model["kind"] == "controlnet" and not model.get("control_type"):
             self._ask_control_type(model)
         self._add_next()

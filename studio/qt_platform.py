@@ -86,7 +86,7 @@ def missing_libraries(plugin: Path) -> list[str]:
 
 
 def distribution(os_release: Path = Path("/etc/os-release")) -> str:
-    """"debian" (Debian, Ubuntu, Mint...), "fedora" (Fedora, RHEL, Rocky...) or "other"."""
+    """ "debian" (Debian, Ubuntu, Mint...), "fedora" (Fedora, RHEL, Rocky...) or "other"."""
     try:
         fields = dict(line.split("=", 1) for line in os_release.read_text().splitlines() if "=" in line)
     except OSError:

@@ -490,7 +490,10 @@ class JobDetails(QWidget):
         timeline = []
         for entry in record.history:
             details = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("event", "at", "by") and v not in (None, ""))
-            timeline.append(f"{e(local_time(entry.get('at')))}&nbsp;&nbsp;<b>{e(str(entry.get('event')))}</b>" + (f"&nbsp;&nbsp;{e(details)}" if details else ""))
+            timeline.append(
+                f"{e(local_time(entry.get('at')))}&nbsp;&nbsp;<b>{e(str(entry.get('event')))}</b>"
+                + (f"&nbsp;&nbsp;{e(details)}" if details else "")
+            )
         if timeline:
             parts.append("<b>History</b><br>" + "<br>".join(timeline))
         return "<br><br>".join(parts)

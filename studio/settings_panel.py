@@ -104,7 +104,9 @@ class SettingsPanel(QWidget):
         self.held_label = QLabel()
         self.held_label.setWordWrap(True)
         self.keep_running_box = QCheckBox("Keep training after I close the app")
-        self.keep_running_box.setToolTip("The worker goes on with queued trainings when the studio closes; it stops when the queue is empty.")
+        self.keep_running_box.setToolTip(
+            "The worker goes on with queued trainings when the studio closes; it stops when the queue is empty."
+        )
         self.keep_running_box.setChecked(setting_flag(settings, KEEP_RUNNING_KEY))
         supervisor = getattr(context, "supervisor", None)
         if supervisor is not None:  # it owns the choice, and keeps the Queue page's checkbox in step

@@ -103,7 +103,9 @@ class SheetPreview(QLabel):
     def _rescale(self) -> None:
         if self.image is None or self.image.isNull():
             return
-        scaled = self.image.scaled(self.contentsRect().size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        scaled = self.image.scaled(
+            self.contentsRect().size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
         self.setPixmap(QPixmap.fromImage(scaled))
 
 
@@ -414,7 +416,10 @@ class SheetsPage(QWidget):
         if item is None:
             item = QListWidgetItem()
             item.setData(Qt.ItemDataRole.UserRole, record.id)
-            row = next((i for i in range(self.history.count()) if self.history.item(i).data(Qt.ItemDataRole.UserRole) < record.id), self.history.count())
+            row = next(
+                (i for i in range(self.history.count()) if self.history.item(i).data(Qt.ItemDataRole.UserRole) < record.id),
+                self.history.count(),
+            )
             self.history.insertItem(row, item)
         item.setText(sheet_caption(record))
         item.setToolTip(record.error or record.message or "")

@@ -1,4 +1,4 @@
-""""Train overnight…": a LoRA or DreamBooth training of one character, queued for the worker,
+""" "Train overnight…": a LoRA or DreamBooth training of one character, queued for the worker,
 optionally only inside a nightly window (the queue's not-before / not-after, local time)."""
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ class TrainDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        hint = QLabel("The worker trains in the window below (local time) and pauses outside it; "
-                      "it resumes from its last checkpoint the next night.")
+        hint = QLabel(
+            "The worker trains in the window below (local time) and pauses outside it; it resumes from its last checkpoint the next night."
+        )
         hint.setWordWrap(True)
         layout.addWidget(hint)
         layout.addLayout(form)

@@ -90,8 +90,15 @@ WORKER_NICENESS = 5
 
 def worker_command(library_root: Path, settings: QSettings) -> list[str]:
     return [
-        sys.executable, str(REPO_ROOT / "main.py"), "--library", str(library_root),
-        "worker", "--studio-link", "--nice", str(WORKER_NICENESS), *worker_options(settings),
+        sys.executable,
+        str(REPO_ROOT / "main.py"),
+        "--library",
+        str(library_root),
+        "worker",
+        "--studio-link",
+        "--nice",
+        str(WORKER_NICENESS),
+        *worker_options(settings),
     ]
 
 
@@ -130,7 +137,7 @@ def device_from_log(path: Path, worker_id: str) -> str | None:
         return None
     for line in reversed(lines):
         if line.startswith(said):
-            return line[len(said):].split(": ", 1)[0].strip() or None
+            return line[len(said) :].split(": ", 1)[0].strip() or None
     return None
 
 
@@ -316,7 +323,12 @@ class WorkerSupervisor(QObject):
                 log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} the studio starts: {' '.join(command)}\n".encode())
                 log.flush()
                 self.process = subprocess.Popen(
-                    command, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                    command,
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                     **_own_session(),
                 )
         except OSError as exc:
@@ -413,8 +425,7 @@ class WorkerSupervisor(QObject):
             self._set_state("gave up")
             self._timer.stop()
             self._say(
-                f"The worker {how} {len(self.crashes)} times in a short while and was not restarted{detail}. "
-                f"Its log: {self.log_path}"
+                f"The worker {how} {len(self.crashes)} times in a short while and was not restarted{detail}. Its log: {self.log_path}"
             )
             return
         delay = self.restart_delays_s[min(len(self.crashes) - 1, len(self.restart_delays_s) - 1)]

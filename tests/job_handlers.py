@@ -89,7 +89,9 @@ def main() -> None:
     args = parser.parse_args()
     register()
     with open_library(args.library) as library:
-        worker = Worker(library, device="cpu", dead_after=args.dead_after, poll_interval=0.05, progress_interval=0.1, stop_check_interval=0.02)
+        worker = Worker(
+            library, device="cpu", dead_after=args.dead_after, poll_interval=0.05, progress_interval=0.1, stop_check_interval=0.02
+        )
         print(worker.worker_id, flush=True)
         if args.studio_link:
             from core.jobs.studio_link import StudioLink

@@ -92,7 +92,9 @@ def write_detector(path: Path) -> Path:
     for name in names:
         kind, stride = name.split("_")
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [cells[int(stride)], width[kind]]))
-    graph = helper.make_graph(nodes, "tiny_scrfd", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, SIZE, SIZE])], outputs)
+    graph = helper.make_graph(
+        nodes, "tiny_scrfd", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, SIZE, SIZE])], outputs
+    )
     return _save(graph, path)
 
 

@@ -21,7 +21,9 @@ def test_library_round_trip_in_json(cli, tmp_path):
     assert created.json()["name"] == "Aria" and created.json()["trigger_word"] == "ariaknight"
 
     images = [image_corpus.save(image_corpus.gradient(seed=i), tmp_path / f"aria{i}.png") for i in range(2)]
-    added = cli("character", "add-refs", "Aria", *map(str, images), "--view", "front", "--expression", "angry", "--outfit", "armour", "--json")
+    added = cli(
+        "character", "add-refs", "Aria", *map(str, images), "--view", "front", "--expression", "angry", "--outfit", "armour", "--json"
+    )
     assert added.code == 0, added.stderr
     imported = added.json()["imported"]
     assert [r["outcome"] for r in imported] == ["added", "added"]
@@ -71,7 +73,7 @@ def test_bad_image_refused_with_one_line_and_nothing_changed(cli, tmp_path):
     cli("project", "create", "P")
     cli("character", "create", "Aria", "--project", "P")
     bad = image_corpus.bad_files(tmp_path / "bad")
-    for kind, path in bad.items():
+    for path in bad.values():
         result = cli("character", "add-refs", "Aria", str(path))
         assert_one_line_error(result, 1, str(path))
     assert cli("character", "show", "Aria", "--json").json()["reference_count"] == 0
@@ -107,9 +109,21 @@ def test_exit_codes_and_messages(cli):
 
 def test_every_command_has_help(cli):
     for command in (
-        [], ["project"], ["project", "create"], ["project", "list"], ["project", "delete"], ["character"],
-        ["character", "create"], ["character", "list"], ["character", "show"], ["character", "delete"],
-        ["character", "restore"], ["character", "add-refs"], ["trash", "list"], ["trash", "purge"], ["demo"],
+        [],
+        ["project"],
+        ["project", "create"],
+        ["project", "list"],
+        ["project", "delete"],
+        ["character"],
+        ["character", "create"],
+        ["character", "list"],
+        ["character", "show"],
+        ["character", "delete"],
+        ["character", "restore"],
+        ["character", "add-refs"],
+        ["trash", "list"],
+        ["trash", "purge"],
+        ["demo"],
     ):
         result = cli(*command, "--help", library=None)
         assert result.code == 0 and "usage:" in result.stdout, command

@@ -38,8 +38,15 @@ def studio(tmp_path_factory):
 
 def kael(seed=1, **changes) -> GenerationRequest:
     return GenerationRequest(
-        prompt="kaelrogue portrait", width=64, height=64, steps=2, cfg=5.0, seed=seed,
-        characters=("Kael",), identities=(IdentityEntry(character="Kael", project=DEMO_PROJECT),), **changes,
+        prompt="kaelrogue portrait",
+        width=64,
+        height=64,
+        steps=2,
+        cfg=5.0,
+        seed=seed,
+        characters=("Kael",),
+        identities=(IdentityEntry(character="Kael", project=DEMO_PROJECT),),
+        **changes,
     )
 
 
@@ -113,7 +120,9 @@ def test_a_nan_render_is_kept_flagged_and_unscored(studio, monkeypatch):
     assert stored.scores == {"Kael": None} and stored.warnings == [FLAT_IMAGE_WARNING]
     assert "--precision fp32" in FLAT_IMAGE_WARNING
     assert document["warnings"] == [FLAT_IMAGE_WARNING]
-    assert document["consistency"] == [{"character": "Kael", "score": None, "method": None, "note": "not measured: the image is one flat colour"}]
+    assert document["consistency"] == [
+        {"character": "Kael", "score": None, "method": None, "note": "not measured: the image is one flat colour"}
+    ]
 
 
 def test_best_of_never_picks_a_flat_image(studio, monkeypatch):

@@ -17,7 +17,9 @@ class FixedFaces:
 
     def __init__(self):
         rng = np.random.default_rng(0)
-        self.identities = {name: v / np.linalg.norm(v) for name, v in (("Aria", rng.standard_normal(512)), ("Kael", rng.standard_normal(512)))}
+        self.identities = {
+            name: v / np.linalg.norm(v) for name, v in (("Aria", rng.standard_normal(512)), ("Kael", rng.standard_normal(512)))
+        }
 
     def character_embedding(self, name, project=None):
         return self.identities.get(name)
@@ -49,7 +51,9 @@ def studio(tmp_path_factory):
 
 def request(method="faceid", character="Aria", **changes) -> GenerationRequest:
     identity = IdentityEntry(character=character, project=DEMO_PROJECT, method=method, scale=1.0)
-    return GenerationRequest(prompt="portrait", width=64, height=64, steps=3, cfg=5.0, seed=11, characters=(character,), identities=(identity,), **changes)
+    return GenerationRequest(
+        prompt="portrait", width=64, height=64, steps=3, cfg=5.0, seed=11, characters=(character,), identities=(identity,), **changes
+    )
 
 
 def pixels(record) -> np.ndarray:
@@ -102,9 +106,37 @@ def test_faceid_per_placement_in_a_scene(studio):
     from core.scene.render import SceneRenderer
 
     _, service = studio
-    standing = PersonPose(body=tuple(Keypoint(x, y) for x, y in [(32, 8), (32, 18), (24, 18), (22, 30), (21, 42), (40, 18), (42, 30), (43, 42), (27, 42), (27, 52), (27, 62), (37, 42), (37, 52), (37, 62), (30, 6), (34, 6), (28, 7), (36, 7)]))
+    standing = PersonPose(
+        body=tuple(
+            Keypoint(x, y)
+            for x, y in [
+                (32, 8),
+                (32, 18),
+                (24, 18),
+                (22, 30),
+                (21, 42),
+                (40, 18),
+                (42, 30),
+                (43, 42),
+                (27, 42),
+                (27, 52),
+                (27, 62),
+                (37, 42),
+                (37, 52),
+                (37, 62),
+                (30, 6),
+                (34, 6),
+                (28, 7),
+                (36, 7),
+            ]
+        )
+    )
     scene = Scene(
-        size=(128, 64), prompt="two fighters", seed=4, steps=2, cfg=5.0,
+        size=(128, 64),
+        prompt="two fighters",
+        seed=4,
+        steps=2,
+        cfg=5.0,
         placements=(
             Placement(character="Aria", project=DEMO_PROJECT, box=(0, 0, 64, 64), pose=standing.to_json(), method="faceid"),
             Placement(character="Kael", project=DEMO_PROJECT, box=(64, 0, 64, 64), pose=standing.to_json(), method="ip-adapter"),

@@ -17,7 +17,9 @@ class FixedFaces:
 
     def __init__(self):
         rng = np.random.default_rng(0)
-        self.identities = {name: v / np.linalg.norm(v) for name, v in (("Aria", rng.standard_normal(512)), ("Kael", rng.standard_normal(512)))}
+        self.identities = {
+            name: v / np.linalg.norm(v) for name, v in (("Aria", rng.standard_normal(512)), ("Kael", rng.standard_normal(512)))
+        }
         self.crops = {
             "Aria": Image.fromarray(rng.integers(150, 255, (224, 224, 3), dtype=np.uint8)),
             "Kael": Image.fromarray(rng.integers(0, 100, (224, 224, 3), dtype=np.uint8)),
@@ -57,7 +59,9 @@ def studio(tmp_path_factory):
 
 def request(adapter: str, character: str = "Aria", **changes) -> GenerationRequest:
     identity = IdentityEntry(character=character, project=DEMO_PROJECT, method="faceid", scale=1.0, ip_adapter=adapter)
-    return GenerationRequest(prompt="portrait", width=64, height=64, steps=3, cfg=5.0, seed=11, characters=(character,), identities=(identity,), **changes)
+    return GenerationRequest(
+        prompt="portrait", width=64, height=64, steps=3, cfg=5.0, seed=11, characters=(character,), identities=(identity,), **changes
+    )
 
 
 def pixels(record) -> np.ndarray:

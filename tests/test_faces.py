@@ -91,7 +91,9 @@ def test_references_are_analysed_once_and_flagged_for_the_user(faces_library):
 def test_without_face_models_the_message_says_what_to_register(library):
     from core.identity.face_analysis import FaceAnalyzer
 
-    with pytest.raises(LibraryError, match="register the antelopev2 or buffalo_l folder with `character-studio model add DIR --kind face-models`"):
+    with pytest.raises(
+        LibraryError, match="register the antelopev2 or buffalo_l folder with `character-studio model add DIR --kind face-models`"
+    ):
         FaceAnalyzer(library)
 
 
@@ -112,7 +114,22 @@ def test_faceid_from_the_cli_with_face_scores(cli, tmp_path):
     analysed = cli("character", "analyse-faces", "Mira", "--json")
     assert analysed.code == 0, analysed.stderr
     assert analysed.json()[0]["faces"] == 1
-    made = cli("generate", "--character", "Mira", "--method", "faceid", "--prompt", "portrait", "--size", "64x64", "--steps", "2", "--seed", "3", "--json")
+    made = cli(
+        "generate",
+        "--character",
+        "Mira",
+        "--method",
+        "faceid",
+        "--prompt",
+        "portrait",
+        "--size",
+        "64x64",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--json",
+    )
     assert made.code == 0, made.stderr
     [record] = made.json()
     assert record["request"]["identities"][0]["ip_adapter"] == "faceid"

@@ -22,7 +22,11 @@ def demo_library(tmp_path_factory):
         env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"}
         done = subprocess.run(
             [sys.executable, str(REPO_ROOT / "main.py"), "--library", str(library), *args],
-            capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            timeout=300,
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
 
@@ -52,9 +56,26 @@ def test_generate_then_make_it_again_from_the_png(demo_library, tmp_path):
 
     pose_sketch(64, lean=5).save(pose)
     made = demo_library(
-        "generate", "--character", "Kael", "--prompt", "kaelrogue crouching", "--negative", "blurry",
-        "--size", "64x64", "--steps", "3", "--seed", "77", "--sampler", "euler_a",
-        "--lora", "demo-tiny-style:0.5", "--control", f"openpose={pose}:0.8", "--json",
+        "generate",
+        "--character",
+        "Kael",
+        "--prompt",
+        "kaelrogue crouching",
+        "--negative",
+        "blurry",
+        "--size",
+        "64x64",
+        "--steps",
+        "3",
+        "--seed",
+        "77",
+        "--sampler",
+        "euler_a",
+        "--lora",
+        "demo-tiny-style:0.5",
+        "--control",
+        f"openpose={pose}:0.8",
+        "--json",
     )
     assert made.code == 0, made.stderr
     [record] = made.json()
@@ -76,10 +97,21 @@ def test_generate_then_make_it_again_from_the_png(demo_library, tmp_path):
 
 def test_batch_runs_in_one_process_and_bad_batches_are_refused(demo_library, tmp_path):
     batch = tmp_path / "batch.json"
-    batch.write_text(json.dumps([
-        {"character": "Aria", "prompt": "ariaknight waving", "size": "64x64", "steps": 2, "seed": 1, "lora": ["demo-tiny-style:0.3"]},
-        {"character": ["Aria", "Kael"], "prompt": "two fighters", "size": "64x64", "steps": 2, "seed": 2, "ip_scale": 0.5},
-    ]))
+    batch.write_text(
+        json.dumps(
+            [
+                {
+                    "character": "Aria",
+                    "prompt": "ariaknight waving",
+                    "size": "64x64",
+                    "steps": 2,
+                    "seed": 1,
+                    "lora": ["demo-tiny-style:0.3"],
+                },
+                {"character": ["Aria", "Kael"], "prompt": "two fighters", "size": "64x64", "steps": 2, "seed": 2, "ip_scale": 0.5},
+            ]
+        )
+    )
     result = demo_library("generate", "--batch", str(batch), "--json")
     assert result.code == 0, result.stderr
     records = result.json()
@@ -136,7 +168,9 @@ def test_scene_commands_round_trip(demo_library, tmp_path):
 
 def test_sheet_command_writes_png_and_pdf(demo_library, tmp_path):
     out = tmp_path / "kael-expressions.pdf"
-    result = demo_library("sheet", "Kael", "--kind", "expressions", "--size", "64x64", "--steps", "2", "--seed", "4", "--out", str(out), "--json")
+    result = demo_library(
+        "sheet", "Kael", "--kind", "expressions", "--size", "64x64", "--steps", "2", "--seed", "4", "--out", str(out), "--json"
+    )
     assert result.code == 0, result.stderr
     made = result.json()
     assert [p["label"] for p in made["panels"]] == ["neutral", "happy", "angry", "sad", "surprised", "determined"]

@@ -80,7 +80,13 @@ def test_generation_writes_png_with_metadata_and_links_the_character(studio):
     document = metadata.document
     registry = ModelRegistry(library)
     assert document["models"]["base"]["sha256"] == registry.sha256_of(registry.get("tiny"))
-    assert document["models"]["loras"][0] == {"name": "tiny-style", "sha256": registry.sha256_of(registry.get("tiny-style")), "family": "sd15", "weight": 0.7, "kind": "lora"}
+    assert document["models"]["loras"][0] == {
+        "name": "tiny-style",
+        "sha256": registry.sha256_of(registry.get("tiny-style")),
+        "family": "sd15",
+        "weight": 0.7,
+        "kind": "lora",
+    }
     assert [c["name"] for c in document["characters"]] == ["Aria"]
     # The control image was copied into the library, and the request points at the copy.
     control_path = document["request"]["controls"][0]["image"]

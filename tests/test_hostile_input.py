@@ -201,8 +201,14 @@ def scene_file(tmp_path, **changes) -> str:
         ({"size": [1e400, 64]}, "size.width: expected a whole number, got inf"),
         ({"size": "128x64"}, 'size must be [width, height], got "128x64"'),
         ({"prompt": "x" * 10_000}, "prompt is 10000 characters long; at most 4000"),
-        ({"placements": [{"character": "Aria", "box": [0, 0, 64, 64], "identity_scale": "high"}]}, 'placement 1 (Aria).identity_scale: expected a number, got "high"'),
-        ({"placements": [{"character": "Aria", "box": [0, 0, 64, 64], "pose": 7}]}, "placement 1 (Aria).pose: expected text or an object, got 7"),
+        (
+            {"placements": [{"character": "Aria", "box": [0, 0, 64, 64], "identity_scale": "high"}]},
+            'placement 1 (Aria).identity_scale: expected a number, got "high"',
+        ),
+        (
+            {"placements": [{"character": "Aria", "box": [0, 0, 64, 64], "pose": 7}]},
+            "placement 1 (Aria).pose: expected text or an object, got 7",
+        ),
     ],
 )
 def test_hostile_scene_files_are_refused_naming_the_field(prepared, tmp_path, changes, message):
@@ -221,8 +227,10 @@ def test_a_deeply_nested_scene_file_is_refused_not_a_recursion_error(prepared, t
     [
         ({"people": [], "canvas_width": 100_000, "canvas_height": 512}, "canvas_width is 100000 pixels"),
         ({"people": [{"pose_keypoints_2d": [60_000, 10, 1] + [0, 0, 0] * 17}]}, "canvas_width is 60001 pixels"),
-        ({"people": [{"pose_keypoints_2d": [60_000, 10, 1] + [0, 0, 0] * 17}], "canvas_width": 512, "canvas_height": 512},
-         "a keypoint at (60000, 10) lies far outside the 512x512 canvas"),
+        (
+            {"people": [{"pose_keypoints_2d": [60_000, 10, 1] + [0, 0, 0] * 17}], "canvas_width": 512, "canvas_height": 512},
+            "a keypoint at (60000, 10) lies far outside the 512x512 canvas",
+        ),
         ({"people": [{"pose_keypoints_2d": []}] * 1000}, '"people" holds 1000 persons; at most 64'),
     ],
 )
@@ -243,14 +251,20 @@ def safetensors_file(path, header: dict, data: bytes = b"", raw_header: bytes | 
 @pytest.mark.parametrize(
     "header, data, message",
     [
-        ({"a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}, "b": {"dtype": "F16", "shape": [2], "data_offsets": [2, 6]}},
-         b"\0" * 6, "tensor 'b' overlaps the one before it"),
+        (
+            {"a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}, "b": {"dtype": "F16", "shape": [2], "data_offsets": [2, 6]}},
+            b"\0" * 6,
+            "tensor 'b' overlaps the one before it",
+        ),
         ({"a": {"dtype": "F16", "shape": [2], "data_offsets": [-4, 0]}}, b"", "needs 4 bytes, its offsets [-4, 0] give 4"),
         ({"a": {"dtype": "F16", "shape": [10**12, 10**12], "data_offsets": [0, 4]}}, b"\0" * 4, "needs 2000000000000000000000000 bytes"),
         ({"a": {"dtype": "F16", "shape": 5, "data_offsets": [0, 4]}}, b"\0" * 4, "shape must be a list"),
         ({"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4, "unknown dtype 'Q4'"),
-        ({"__metadata__": {"x": ["list"]}, "a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4,
-         "__metadata__ must map names to text"),
+        (
+            {"__metadata__": {"x": ["list"]}, "a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}},
+            b"\0" * 4,
+            "__metadata__ must map names to text",
+        ),
         ({"a": {"dtype": "F16", "shape": [2], "data_offsets": [4, 8]}}, b"\0" * 8, "leaves a gap of 4 bytes"),
     ],
     ids=["overlap", "negative", "huge-shape", "shape-not-list", "dtype", "list-metadata", "gap"],

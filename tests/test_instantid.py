@@ -63,9 +63,15 @@ def studio(tmp_path_factory):
     build_demo_library(Catalog(library))
     registry = ModelRegistry(library)
     registry.add(paths.checkpoint, name="tiny-xl")
-    adapter = save_tiny_ip_adapter_plus(root / "models" / "instantid" / "ip-adapter.safetensors", family="sdxl", hidden_size=512, num_tokens=16)
+    adapter = save_tiny_ip_adapter_plus(
+        root / "models" / "instantid" / "ip-adapter.safetensors", family="sdxl", hidden_size=512, num_tokens=16
+    )
     assert registry.add(adapter, name="instantid-adapter").details["variant"] == "instantid"
-    registry.add(save_tiny_controlnet(root / "models" / "instantid" / "ControlNetModel", family="sdxl", seed=5), name="identitynet", control_type="instantid")
+    registry.add(
+        save_tiny_controlnet(root / "models" / "instantid" / "ControlNetModel", family="sdxl", seed=5),
+        name="identitynet",
+        control_type="instantid",
+    )
     service = GenerationService(library, device="cpu")
     service._face_analyzer = FixedFaces()
     yield library, service
@@ -74,7 +80,17 @@ def studio(tmp_path_factory):
 
 def request(**changes) -> GenerationRequest:
     identity = IdentityEntry(character="Aria", project=DEMO_PROJECT, method="instantid", scale=0.8)
-    return GenerationRequest(prompt="portrait of ariaknight", width=64, height=64, steps=3, cfg=5.0, seed=21, characters=("Aria",), identities=(identity,), **changes)
+    return GenerationRequest(
+        prompt="portrait of ariaknight",
+        width=64,
+        height=64,
+        steps=3,
+        cfg=5.0,
+        seed=21,
+        characters=("Aria",),
+        identities=(identity,),
+        **changes,
+    )
 
 
 def test_instantid_face_tokens_reach_identitynet_and_the_unet(studio, monkeypatch):
@@ -150,10 +166,41 @@ def test_instantid_with_an_openpose_controlnet_in_a_scene(studio):
     from core.tiny_models import save_tiny_controlnet
 
     library, service = studio
-    ModelRegistry(library).add(save_tiny_controlnet(library.root.parent / "xl-pose", family="sdxl", seed=8), name="xl-pose", control_type="openpose")
-    standing = PersonPose(body=tuple(Keypoint(x, y) for x, y in [(32, 8), (32, 18), (24, 18), (22, 30), (21, 42), (40, 18), (42, 30), (43, 42), (27, 42), (27, 52), (27, 62), (37, 42), (37, 52), (37, 62), (30, 6), (34, 6), (28, 7), (36, 7)]))
+    ModelRegistry(library).add(
+        save_tiny_controlnet(library.root.parent / "xl-pose", family="sdxl", seed=8), name="xl-pose", control_type="openpose"
+    )
+    standing = PersonPose(
+        body=tuple(
+            Keypoint(x, y)
+            for x, y in [
+                (32, 8),
+                (32, 18),
+                (24, 18),
+                (22, 30),
+                (21, 42),
+                (40, 18),
+                (42, 30),
+                (43, 42),
+                (27, 42),
+                (27, 52),
+                (27, 62),
+                (37, 42),
+                (37, 52),
+                (37, 62),
+                (30, 6),
+                (34, 6),
+                (28, 7),
+                (36, 7),
+            ]
+        )
+    )
     scene = Scene(
-        size=(128, 64), prompt="two fighters", seed=4, steps=2, cfg=5.0, base="tiny-xl",
+        size=(128, 64),
+        prompt="two fighters",
+        seed=4,
+        steps=2,
+        cfg=5.0,
+        base="tiny-xl",
         placements=(
             Placement(character="Aria", project=DEMO_PROJECT, box=(0, 0, 64, 64), pose=standing.to_json(), method="instantid"),
             Placement(character="Kael", project=DEMO_PROJECT, box=(64, 0, 64, 64), pose=standing.to_json(), method="instantid"),

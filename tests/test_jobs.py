@@ -64,7 +64,12 @@ def spawn_worker():
         env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"}
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.job_handlers", str(library_root), *flags],
-            cwd=REPO_ROOT, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started.append(process)
         return process
@@ -188,7 +193,9 @@ def test_racing_claimers_never_take_the_same_job(library):
     queue = JobQueue(library)
     ids = {queue.enqueue("test-count", {"steps": 1}).id for _ in range(40)}
     processes = [
-        subprocess.Popen([sys.executable, "-c", CLAIMER, str(library.root), f"claimer-{n}"], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(library.root), f"claimer-{n}"], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+        )
         for n in range(4)
     ]
     claims = [json.loads(p.communicate(timeout=60)[0]) for p in processes]
@@ -480,8 +487,25 @@ def tiny_studio(cli):
 
 def test_a_queued_generation_runs_in_the_worker_command(tiny_studio):
     cli = tiny_studio
-    queued = cli("generate", "--character", "Aria", "--prompt", "ariaknight waving", "--size", "64x64",
-                 "--steps", "2", "--seed", "5", "--count", "2", "--method", "none", "--queue", "--json")
+    queued = cli(
+        "generate",
+        "--character",
+        "Aria",
+        "--prompt",
+        "ariaknight waving",
+        "--size",
+        "64x64",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "--count",
+        "2",
+        "--method",
+        "none",
+        "--queue",
+        "--json",
+    )
     assert queued.code == 0, queued.stderr
     [job] = queued.json()
     assert (job["kind"], job["status"], job["character"]) == ("generate", "queued", "Aria")

@@ -9,10 +9,10 @@ pyproject change fails here, and so does a venv that did not come from the lock.
 from __future__ import annotations
 
 import re
-import tomllib
 from importlib import metadata
 
 import pytest
+import tomllib
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -69,7 +69,9 @@ def unmet(requirements: list[str], pins: dict[str, Version], where: str) -> list
         if name not in pins:
             problems.append(f"{requirement.name} is in pyproject.toml but not in {where}: run scripts/refresh_lock.sh")
         elif not requirement.specifier.contains(pins[name], prereleases=True):
-            problems.append(f"{where} pins {name}=={pins[name]}, outside pyproject.toml's {requirement.specifier}: run scripts/refresh_lock.sh")
+            problems.append(
+                f"{where} pins {name}=={pins[name]}, outside pyproject.toml's {requirement.specifier}: run scripts/refresh_lock.sh"
+            )
     return problems
 
 
@@ -119,7 +121,9 @@ def test_the_installed_venv_is_the_lock_and_the_lock_is_closed(app_pins, dev_pin
             given = canonicalize_name(STAND_INS.get(wanted, wanted))
             assert given in pins, f"{name} needs {requirement}, which no lock file pins: run scripts/refresh_lock.sh"
             if given == wanted:
-                assert requirement.specifier.contains(pins[given], prereleases=True), f"{name} needs {requirement}, the lock has {pins[given]}"
+                assert requirement.specifier.contains(pins[given], prereleases=True), (
+                    f"{name} needs {requirement}, the lock has {pins[given]}"
+                )
             todo.append((given, frozenset(requirement.extras)))
 
 

@@ -170,7 +170,10 @@ def test_what_is_held_reads_as_one_line():
         "controlnets": [{"name": "openpose", "bytes": 700 * 1024**2}],
     }
     assert describe_memory(held) == "cuda:0: 3.0 GB of 6.0 GB budget: anime (2.0 GB, LoRA aria 40.0 MB); ControlNet openpose (700.0 MB)"
-    assert describe_memory({"device": "cpu", "budget_bytes": 2 * 1024**3, "bases": [], "controlnets": []}) == "No models loaded (2.0 GB budget)"
+    assert (
+        describe_memory({"device": "cpu", "budget_bytes": 2 * 1024**3, "bases": [], "controlnets": []})
+        == "No models loaded (2.0 GB budget)"
+    )
 
 
 def test_the_worker_publishes_what_it_holds_after_each_job_and_withdraws_it_when_it_stops(library, monkeypatch):
@@ -183,7 +186,13 @@ def test_the_worker_publishes_what_it_holds_after_each_job_and_withdraws_it_when
     from tests import job_handlers
 
     job_handlers.register()
-    held = {"device": "cuda:0", "budget_bytes": 100, "resident_bytes": 60, "bases": [{"name": "anime", "bytes": 60, "loras": []}], "controlnets": []}
+    held = {
+        "device": "cuda:0",
+        "budget_bytes": 100,
+        "resident_bytes": 60,
+        "bases": [{"name": "anime", "bytes": 60, "loras": []}],
+        "controlnets": [],
+    }
 
     class Service:  # what GenerationService.memory_held answers once models are loaded
         def memory_held(self):

@@ -65,9 +65,15 @@ def test_a_library_with_data_from_the_first_release_upgrades_keeping_it(tmp_path
         command.upgrade(config, "0001")
         connection.commit()
     with db.engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO projects (id, name, notes, created_at, updated_at) VALUES (1, 'Old', '', '2026-01-01', '2026-01-01')")
-        connection.exec_driver_sql("INSERT INTO characters (id, project_id, name, notes, created_at, updated_at) VALUES (1, 1, 'Aria', '', '2026-01-01', '2026-01-01')")
-        connection.exec_driver_sql("INSERT INTO stored_files (id, sha256, relpath, size, media_type, created_at) VALUES (1, 'ab', 'files/ab/ab.png', 1, 'image/png', '2026-01-01')")
+        connection.exec_driver_sql(
+            "INSERT INTO projects (id, name, notes, created_at, updated_at) VALUES (1, 'Old', '', '2026-01-01', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO characters (id, project_id, name, notes, created_at, updated_at) VALUES (1, 1, 'Aria', '', '2026-01-01', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO stored_files (id, sha256, relpath, size, media_type, created_at) VALUES (1, 'ab', 'files/ab/ab.png', 1, 'image/png', '2026-01-01')"
+        )
         connection.exec_driver_sql(
             "INSERT INTO generations (id, project_id, file_id, request, seed, width, height, created_at) "
             "VALUES (1, 1, 1, '{\"prompt\": \"x\"}', 5, 64, 64, '2026-01-01')"

@@ -87,7 +87,11 @@ def test_ip_adapter_variants(tmp_path):
     assert "Plus Face" in plus.details["variant_note"]
     assert plus.family is None and "match neither" in plus.details["family_note"]
     full = inspect_model_path(mf.ip_adapter_full_face(tmp_path / "c.safetensors"))
-    assert (full.details["variant"], full.details["num_tokens"], full.details["image_encoder_output"]) == ("full-face", 257, "hidden_states")
+    assert (full.details["variant"], full.details["num_tokens"], full.details["image_encoder_output"]) == (
+        "full-face",
+        257,
+        "hidden_states",
+    )
     faceid = inspect_model_path(mf.ip_adapter_faceid(tmp_path / "d.safetensors"))
     assert faceid.details["variant"] == "faceid" and faceid.details["id_embed_dim"] == 512
     assert faceid.details["needs_image_encoder"] is False and faceid.details["has_lora"]

@@ -51,9 +51,7 @@ def face_at(cx: float, cy: float) -> tuple[Keypoint, ...]:
 
 def with_extras(person: PersonPose) -> PersonPose:
     rw, lw, nose = person.keypoint("right_wrist"), person.keypoint("left_wrist"), person.keypoint("nose")
-    return PersonPose(
-        person.body, left_hand=hand_at(lw.x, lw.y), right_hand=hand_at(rw.x, rw.y), face=face_at(nose.x, nose.y)
-    )
+    return PersonPose(person.body, left_hand=hand_at(lw.x, lw.y), right_hand=hand_at(rw.x, rw.y), face=face_at(nose.x, nose.y))
 
 
 def two_people() -> PoseSkeleton:
@@ -199,8 +197,7 @@ def flat(skeleton: PoseSkeleton) -> list[float]:
 
 def structure(skeleton: PoseSkeleton) -> list:
     return [
-        [[kp.present for kp in group] if group else None for group in (p.body, p.left_hand, p.right_hand, p.face)]
-        for p in skeleton.people
+        [[kp.present for kp in group] if group else None for group in (p.body, p.left_hand, p.right_hand, p.face)] for p in skeleton.people
     ]
 
 
@@ -220,6 +217,7 @@ def test_rotating_the_elbow_moves_only_the_forearm_and_hand():
     # 90 degrees clockwise on screen: the forearm pointed down (+y) and now points left (-x).
     elbow, wrist = turned.keypoint("right_elbow"), turned.keypoint("right_wrist")
     assert wrist.x < elbow.x and wrist.y == pytest.approx(elbow.y + (190 - 196), abs=1e-9)
+
     def wrist_to_little_fingertip(p: PersonPose) -> float:
         return math.dist((p.right_hand[0].x, p.right_hand[0].y), (p.right_hand[20].x, p.right_hand[20].y))
 

@@ -101,7 +101,9 @@ def test_front_views_have_matching_left_and_right_limbs(presets):
     assert len(fronts) >= 3
     for preset in fronts:
         person = preset.skeleton.people[0]
-        for left, right in zip(arm_bones(person, "left") + leg_bones(person, "left"), arm_bones(person, "right") + leg_bones(person, "right")):
+        for left, right in zip(
+            arm_bones(person, "left") + leg_bones(person, "left"), arm_bones(person, "right") + leg_bones(person, "right")
+        ):
             assert 0.75 < left / right < 1.25, preset.name
 
 

@@ -44,7 +44,11 @@ def test_missing_libraries_become_one_install_line(fake_ldd, monkeypatch):
 
 
 def test_only_the_x11_plugin_is_checked(fake_ldd):
-    for environ in ({"QT_QPA_PLATFORM": "offscreen"}, {"QT_QPA_PLATFORM": "wayland"}, {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}):
+    for environ in (
+        {"QT_QPA_PLATFORM": "offscreen"},
+        {"QT_QPA_PLATFORM": "wayland"},
+        {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"},
+    ):
         assert qt_platform.window_problem(environ, plugin=fake_ldd) is None, environ
     assert qt_platform.uses_xcb({"QT_QPA_PLATFORM": "xcb:nograb"}) and qt_platform.uses_xcb({})
 
@@ -58,7 +62,11 @@ def test_no_display_is_said_in_words(tmp_path, monkeypatch):
 
 def test_distributions_are_told_apart(tmp_path):
     release = tmp_path / "os-release"
-    for text, expected in (('ID=ubuntu\nID_LIKE=debian\n', "debian"), ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', "fedora"), ("ID=arch\n", "other")):
+    for text, expected in (
+        ("ID=ubuntu\nID_LIKE=debian\n", "debian"),
+        ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', "fedora"),
+        ("ID=arch\n", "other"),
+    ):
         release.write_text(text)
         assert qt_platform.distribution(release) == expected
     assert len(qt_platform.install_lines(["libxcb-cursor.so.0"], "other")) == 2
@@ -76,7 +84,11 @@ def test_the_app_without_a_window_says_why_instead_of_aborting_in_qt(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "CHARACTER_STUDIO_LIBRARY")}
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "main.py"), "--library", str(tmp_path / "lib")],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=60,
     )
     assert done.returncode == 1
     assert "QT_QPA_PLATFORM=" in done.stderr and "qt.qpa.plugin" not in done.stderr and "Traceback" not in done.stderr

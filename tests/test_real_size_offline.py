@@ -82,7 +82,9 @@ def test_real_size_a1111_checkpoint_and_openpose_controlnet_render_offline(cli, 
     assert added.code == 0, added.stderr
     details = json.loads(added.stdout)
     assert (details["control_type"], details["details"]["layout"], details["details"]["controlnet_config"]) == (
-        "openpose", "ldm-prefixed", "sd15",
+        "openpose",
+        "ldm-prefixed",
+        "sd15",
     )
     # Loading 1.4 B real-size parameters on a shared 2-core CPU can outlast the fixture's 120 s.
     command = [sys.executable, str(REPO_ROOT / "main.py"), "--library", str(cli.library_dir), "--json", "generate",

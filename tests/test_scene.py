@@ -17,8 +17,24 @@ from core.scene.model import Placement, Scene, SceneError
 
 # A standing figure in a 100 x 200 canvas, OpenPose order.
 STANDING = [
-    (50, 20), (50, 45), (35, 45), (30, 75), (28, 105), (65, 45), (70, 75), (72, 105),
-    (42, 105), (42, 145), (42, 190), (58, 105), (58, 145), (58, 190), (46, 16), (54, 16), (42, 18), (58, 18),
+    (50, 20),
+    (50, 45),
+    (35, 45),
+    (30, 75),
+    (28, 105),
+    (65, 45),
+    (70, 75),
+    (72, 105),
+    (42, 105),
+    (42, 145),
+    (42, 190),
+    (58, 105),
+    (58, 145),
+    (58, 190),
+    (46, 16),
+    (54, 16),
+    (42, 18),
+    (58, 18),
 ]
 
 
@@ -42,7 +58,13 @@ def fight_scene(**changes) -> Scene:
         negative="blurry",
         placements=(
             Placement(character="Aria", box=(0, 0, 64, 64), pose="standing", prompt="red hair, blue armour", project=DEMO_PROJECT),
-            Placement(character="Kael", box=(64, 0, 64, 64), pose=standing_person().mirrored(50).to_json(), prompt="green cloak", project=DEMO_PROJECT),
+            Placement(
+                character="Kael",
+                box=(64, 0, 64, 64),
+                pose=standing_person().mirrored(50).to_json(),
+                prompt="green cloak",
+                project=DEMO_PROJECT,
+            ),
         ),
         seed=5,
         steps=3,
@@ -138,7 +160,12 @@ def studio(tmp_path_factory):
     library = open_library(root / "library")
     build_demo_library(Catalog(library))
     registry = ModelRegistry(library)
-    for path, options in ((paths.checkpoint, {}), (paths.ip_adapter, {}), (paths.controlnet, {"control_type": "openpose"}), (paths.lora, {"name": "kael-style"})):
+    for path, options in (
+        (paths.checkpoint, {}),
+        (paths.ip_adapter, {}),
+        (paths.controlnet, {"control_type": "openpose"}),
+        (paths.lora, {"name": "kael-style"}),
+    ):
         registry.add(path, **options)
     renderer = SceneRenderer(library, GenerationService(library, device="cpu"), presets=OnePose())
     yield library, renderer, root
@@ -154,7 +181,12 @@ def test_two_character_scene_renders_one_image_linked_to_both(studio, tmp_path):
     assert Image.open(record.path).size == (128, 64)
     reopened = scene_from_png(record.path)
     assert reopened.to_json() == fight_scene(seed=record.seed).to_json()
-    assert sorted(p.name for p in (tmp_path / "debug").iterdir()) == ["control-pose.png", "mask-1-aria.png", "mask-2-kael.png", "regions.txt"]
+    assert sorted(p.name for p in (tmp_path / "debug").iterdir()) == [
+        "control-pose.png",
+        "mask-1-aria.png",
+        "mask-2-kael.png",
+        "regions.txt",
+    ]
     request = record.request
     assert len(request["identities"]) == 2 and all(i["mask"].startswith("files/") for i in request["identities"])
     assert len(request["regions"]) == 2 and request["controls"][0]["control_type"] == "openpose"
@@ -163,7 +195,12 @@ def test_two_character_scene_renders_one_image_linked_to_both(studio, tmp_path):
 def test_a_placement_lora_changes_only_its_own_region(studio):
     _, renderer, _ = studio
     [plain] = renderer.render(fight_scene())
-    with_lora = fight_scene(placements=(fight_scene().placements[0], Placement(**{**fight_scene().placements[1].__dict__, "lora": "kael-style:1.0", "detail_strength": 0.9})))
+    with_lora = fight_scene(
+        placements=(
+            fight_scene().placements[0],
+            Placement(**{**fight_scene().placements[1].__dict__, "lora": "kael-style:1.0", "detail_strength": 0.9}),
+        )
+    )
     [styled] = renderer.render(with_lora)
     before, after = (np.asarray(Image.open(r.path)).astype(int) for r in (plain, styled))
     difference = np.abs(after - before).sum(axis=2)

@@ -14,11 +14,11 @@ import filecmp
 import fnmatch
 import importlib.util
 import json
-import tomllib
 from functools import cache
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import resources
 from resources import RESOURCES_DIR, clip_tokenizer_dir, model_config_dir

@@ -82,7 +82,10 @@ def test_hostile_controlnet_files_are_refused_in_one_line(tmp_path):
     half = mf.save(tmp_path / "half.safetensors", {"time_embed.0.weight": mf.t(4, 4), "input_blocks.0.0.weight": mf.t(4, 4, 3, 3)})
     with pytest.raises(ModelFileError, match="not a checkpoint, LoRA, ControlNet"):
         model_files.inspect_model_path(half)
-    sd21 = {"control_model.time_embed.0.weight": mf.t(4, 4), "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": mf.t(1, 1024)}
+    sd21 = {
+        "control_model.time_embed.0.weight": mf.t(4, 4),
+        "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": mf.t(1, 1024),
+    }
     with pytest.raises(ModelFileError, match="SD 2.x"):
         model_files.inspect_model_path(mf.save(tmp_path / "cn21.safetensors", sd21))
 
@@ -98,7 +101,10 @@ CHECKPOINTS = {
 }
 TEXT_ENCODER_MARKERS = {
     "sd15": {"cond_stage_model.transformer.text_model.final_layer_norm.weight": (768,)},
-    "sdxl": {"conditioner.embedders.1.model.ln_final.weight": (1280,), "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": (768,)},
+    "sdxl": {
+        "conditioner.embedders.1.model.ln_final.weight": (1280,),
+        "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": (768,),
+    },
 }
 
 
@@ -141,7 +147,11 @@ def test_zero_snr_models_sample_with_rescaled_guidance():
     from core.engine.samplers import ZERO_SNR_GUIDANCE_RESCALE, guidance_rescale_for, make_scheduler
 
     base = EulerDiscreteScheduler.load_config(str(model_config_dir("sdxl") / "scheduler"))
-    config = dict(EulerDiscreteScheduler.from_config(base, **scheduler_overrides({"prediction_type": "v_prediction", "zero_terminal_snr": True})).config)
+    config = dict(
+        EulerDiscreteScheduler.from_config(
+            base, **scheduler_overrides({"prediction_type": "v_prediction", "zero_terminal_snr": True})
+        ).config
+    )
     scheduler = make_scheduler("Euler a", config)
     assert (scheduler.config.prediction_type, scheduler.config.rescale_betas_zero_snr) == ("v_prediction", True)
     assert scheduler.config.timestep_spacing == "trailing"

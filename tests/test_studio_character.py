@@ -213,8 +213,17 @@ def test_consistency_method_and_strength_are_kept_per_character(character_page, 
 def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page, library_page, context, demo_library):
     aria = context.catalog.show_character("Aria", "Demo")
     with demo_library.db.writing() as session:
-        session.add(RegisteredModel(name="Aria-lora-v1", kind="lora", family="sd15", path="/models/aria-v1.safetensors",
-                                    character_id=aria.id, version=1, details={"training": {"kind": "dreambooth"}}))
+        session.add(
+            RegisteredModel(
+                name="Aria-lora-v1",
+                kind="lora",
+                family="sd15",
+                path="/models/aria-v1.safetensors",
+                character_id=aria.id,
+                version=1,
+                details={"training": {"kind": "dreambooth"}},
+            )
+        )
     library_page.refresh()
     rows = character_page.lora_versions
     assert [rows.topLevelItem(0).text(c) for c in range(4)] == ["Aria-lora-v1", "1", "dreambooth", "/models/aria-v1.safetensors"]
@@ -235,7 +244,13 @@ def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page
     assert (job.status, job.character, job.payload["best_of"]) == ("queued", "Aria", None)
     request = GenerationRequest.from_json(job.payload["request"])
     assert (request.prompt, request.negative, request.width, request.height, request.seed, request.count) == (
-        "ariaknight on a castle wall", "blurry", 768, 512, 42, 3)
+        "ariaknight on a castle wall",
+        "blurry",
+        768,
+        512,
+        42,
+        3,
+    )
     assert request.characters == ("Aria",)
     assert request.identities == (IdentityEntry(character="Aria", project="Demo", scale=0.9, method="instantid"),)
     assert request.loras == (LoraEntry(model="Aria-lora-v1"),)
@@ -262,8 +277,14 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
         "ModelRegistry(library).add(checkpoint, name='tiny'); library.close()"
     )
     env = {k: v for k, v in os.environ.items() if k != "CHARACTER_STUDIO_LIBRARY"} | {"OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", prepare, str(demo_library.root), str(tmp_path / "tiny")],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", prepare, str(demo_library.root), str(tmp_path / "tiny")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
     character_page.consistency.method.setCurrentIndex(character_page.consistency.method.findData("none"))
@@ -278,9 +299,14 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
     fails = character_page.generate()
     assert made is not None and fails is not None
 
-    worker = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), "--library", str(demo_library.root),
-                               "worker", "--until-idle", "--device", "cpu"],
-                              cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "main.py"), "--library", str(demo_library.root), "worker", "--until-idle", "--device", "cpu"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         strip = character_page.results
         qtbot.waitUntil(lambda: len(strip.result_paths()) == 2 and strip.job_item(fails.id).text().endswith("failed"), timeout=120000)
@@ -354,15 +380,29 @@ def test_reuse_request_loads_the_box_of_its_character(character_page, library_pa
     shown = []
     context.signals.show_page.connect(shown.append)
     request = GenerationRequest(
-        prompt="kaelrogue in the rain", negative="text", width=512, height=768, steps=12, seed=99, count=2,
-        characters=("Kael",), identities=(IdentityEntry(character="Kael", project="Demo", scale=1.1, method="faceid"),),
+        prompt="kaelrogue in the rain",
+        negative="text",
+        width=512,
+        height=768,
+        steps=12,
+        seed=99,
+        count=2,
+        characters=("Kael",),
+        identities=(IdentityEntry(character="Kael", project="Demo", scale=1.1, method="faceid"),),
     )
     context.signals.reuse_request.emit(request.to_json())
 
     assert library_page.current_node() == TreeNode("Kael", "Demo")
-    assert (character_page.generate_box.prompt.text(), character_page.generate_box.negative.text(), character_page.generate_box.size.currentText()) == (
-        "kaelrogue in the rain", "text", "512x768")
-    assert (character_page.generate_box.seed.value(), character_page.generate_box.count.value(), character_page.generate_box.steps.value()) == (99, 2, 12)
+    assert (
+        character_page.generate_box.prompt.text(),
+        character_page.generate_box.negative.text(),
+        character_page.generate_box.size.currentText(),
+    ) == ("kaelrogue in the rain", "text", "512x768")
+    assert (
+        character_page.generate_box.seed.value(),
+        character_page.generate_box.count.value(),
+        character_page.generate_box.steps.value(),
+    ) == (99, 2, 12)
     assert (character_page.consistency.method.currentData(), character_page.consistency.strength.value()) == ("faceid", pytest.approx(1.1))
     assert shown == ["library"]
     # Loading parameters does not change Kael's own defaults.

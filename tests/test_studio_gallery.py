@@ -53,11 +53,15 @@ def make_generation(library, characters: dict[str, float | None], seed: int, pro
         regions=(RegionEntry(prompt=prompt, mask="files/mask.png"),) if scene else (),
     )
     extra = {"scene": scene} if scene else {}
-    metadata = ImageMetadata(request=request, base=UsedModel(name="tiny-sd15", sha256="ab" * 32, family="sd15"), app_version="test", extra=extra)
+    metadata = ImageMetadata(
+        request=request, base=UsedModel(name="tiny-sd15", sha256="ab" * 32, family="sd15"), app_version="test", extra=extra
+    )
     created: list[str] = []
     with library.db.writing() as session:
         project_id = session.query(Project.id).filter(Project.name == DEMO_PROJECT).scalar()
-        ids = {name: session.query(Character.id).filter(Character.name == name, Character.project_id == project_id).scalar() for name in names}
+        ids = {
+            name: session.query(Character.id).filter(Character.name == name, Character.project_id == project_id).scalar() for name in names
+        }
         new = NewGeneration(
             png_bytes=encode_png(image, metadata),
             request=request.to_json(),
@@ -100,7 +104,10 @@ def _fill(library) -> dict[str, int]:
         "aria_poor": make_generation(library, {"Aria": 0.42}, 12, "ariaknight, side view"),
         "kael": make_generation(library, {"Kael": 0.77}, 13, "kaelrogue sneaking"),
         "scene": make_generation(
-            library, {"Aria": 0.85, "Kael": 0.8}, 14, "two fighters in a courtyard",
+            library,
+            {"Aria": 0.85, "Kael": 0.8},
+            14,
+            "two fighters in a courtyard",
             scene={"size": [96, 96], "prompt": "two fighters in a courtyard", "seed": 14, "placements": []},
         ),
         "unscored": make_generation(library, {"Aria": None}, 15, "ariaknight portrait"),
@@ -153,7 +160,9 @@ def select_generation(qtbot, page: GalleryPage, generation_id: int) -> None:
     row = page.model.row_of(generation_id)
     assert row is not None, f"generation {generation_id} is not among the loaded rows"
     page.select_row(row)
-    qtbot.waitUntil(lambda: page.details_panel.details is not None and page.details_panel.details.record.id == generation_id, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: page.details_panel.details is not None and page.details_panel.details.record.id == generation_id, timeout=10_000
+    )
 
 
 def choose(combo, label_start: str) -> None:
@@ -374,7 +383,9 @@ def test_a_long_session_of_qt_calls_does_not_use_up_none_or_true(qtbot):
 
 
 def test_an_empty_library_says_where_images_come_from(qtbot, library, tmp_path):
-    page = GalleryPage(StudioContext.open(library, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)), thumbnails=ThumbnailLoader())
+    page = GalleryPage(
+        StudioContext.open(library, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)), thumbnails=ThumbnailLoader()
+    )
     qtbot.addWidget(page)
     page.show()
     page.on_shown()

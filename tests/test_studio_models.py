@@ -117,7 +117,9 @@ def test_dropped_files_and_folders_are_registered_and_bad_ones_get_a_message(qtb
     # Text that is not a file is not taken at all.
     mime_text = QMimeData()
     mime_text.setText("hello")
-    enter = QDragEnterEvent(tab.rect().center(), Qt.DropAction.CopyAction, mime_text, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        tab.rect().center(), Qt.DropAction.CopyAction, mime_text, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(tab, enter)
     assert not enter.isAccepted()
 

@@ -117,7 +117,9 @@ def run_by_fake_worker(library, job_id: int, step: int, total: int, loss: float,
     with library.db.writing() as session:
         job_store.claim_next(session, worker_id, utcnow(), window_open=lambda job: job.id == job_id)
         for at in range(1, step + 1):
-            job_store.report_progress(session, job_id, worker_id, {"step": at, "total": total, "loss": loss * 10 / at, "eta_s": 95.0}, utcnow())
+            job_store.report_progress(
+                session, job_id, worker_id, {"step": at, "total": total, "loss": loss * 10 / at, "eta_s": 95.0}, utcnow()
+            )
 
 
 def test_jobs_in_every_state_are_listed_with_progress_and_details(library, page, qtbot, tmp_path):
@@ -225,7 +227,9 @@ def test_pause_resume_cancel_retry_and_reorder_from_the_page(library, page, qtbo
     assert claimed == [first.id, third.id, second.id]
 
 
-def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_stops_on_close(library, context, qtbot, monkeypatch, watched):
+def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_stops_on_close(
+    library, context, qtbot, monkeypatch, watched
+):
     from core.catalog import Catalog
     from core.demo_library import build_demo_library
     from core.engine.request import GenerationRequest
@@ -237,7 +241,9 @@ def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_
     build_demo_library(Catalog(library))
     ModelRegistry(library).add(save_tiny_checkpoint(library.root.parent / "models" / "tiny"), name="tiny")
     queue = JobQueue(library)
-    job = enqueue_generation(queue, GenerationRequest(prompt="ariaknight waving", width=64, height=64, steps=2, seed=5, characters=("Aria",)))
+    job = enqueue_generation(
+        queue, GenerationRequest(prompt="ariaknight waving", width=64, height=64, steps=2, seed=5, characters=("Aria",))
+    )
     missing = enqueue_generation(queue, GenerationRequest(prompt="ariaknight", base="no-such-model", width=64, height=64, steps=2, seed=5))
 
     finished, added = [], []
@@ -343,6 +349,7 @@ def test_a_killed_studio_leaves_no_worker_behind(library, tmp_path, processes):
     assert len(workers) == 1 and studio.poll() is None
     os.kill(studio.pid, signal.SIGKILL)
     studio.wait(timeout=10)
+
     def worker_gone() -> bool:  # exited; a zombie waiting for init to reap it counts as gone
         try:
             return psutil.Process(workers[0].pid).status() == psutil.STATUS_ZOMBIE
@@ -365,7 +372,9 @@ def test_a_worker_that_keeps_crashing_is_given_up_with_its_last_words(library, s
     supervisor.event.connect(events.append)
     supervisor.start()
     qtbot.waitUntil(lambda: supervisor.state == "gave up", timeout=15000)
-    assert [e.split(";")[0] for e in events if "restarting" in e] == ["The worker exited with code 1 (last words: error: no CUDA device is available)"] * 2
+    assert [e.split(";")[0] for e in events if "restarting" in e] == [
+        "The worker exited with code 1 (last words: error: no CUDA device is available)"
+    ] * 2
     assert "3 times in a short while and was not restarted" in events[-1] and str(supervisor.log_path) in events[-1]
 
 
@@ -449,7 +458,10 @@ def test_what_the_worker_holds_in_memory_is_shown_on_the_queue_page_and_in_setti
     # A worker of this process's own (its lock held here) stands in for one started in a terminal.
     worker_id = f"{socket.gethostname()}:{os.getpid()}:memory"
     held = {
-        "worker": worker_id, "device": "cuda:0", "budget_bytes": 6 * 1024**3, "resident_bytes": 2 * 1024**3 + 700 * 1024**2,
+        "worker": worker_id,
+        "device": "cuda:0",
+        "budget_bytes": 6 * 1024**3,
+        "resident_bytes": 2 * 1024**3 + 700 * 1024**2,
         "bases": [{"name": "anime", "bytes": 2 * 1024**3, "loras": []}],
         "controlnets": [{"name": "openpose", "bytes": 700 * 1024**2}],
     }

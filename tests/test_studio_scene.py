@@ -225,7 +225,9 @@ def test_dragging_a_joint_moves_that_keypoint_in_one_undo_step(page):
     # Only that keypoint moved; the skeleton drawn is the one that renders.
     unmoved = [j for j in range(18) if j != RIGHT_WRIST]
     standing = edits.placed_person(Scene.from_json({**before, "prompt": "x"}).placements[0], PRESETS)
-    assert [c for j in unmoved for c in keypoint(pose, j)] == pytest.approx([c for j in unmoved for c in (standing.body[j].x, standing.body[j].y)])
+    assert [c for j in unmoved for c in keypoint(pose, j)] == pytest.approx(
+        [c for j in unmoved for c in (standing.body[j].x, standing.body[j].y)]
+    )
     # The figure stays where it stood and the joint under the pointer (the box follows the figure).
     drawn = page.canvas.placement_items[0].person
     assert (drawn.body[RIGHT_WRIST].x, drawn.body[RIGHT_WRIST].y) == pytest.approx((target.x(), target.y()), abs=1.0)
@@ -353,9 +355,14 @@ def test_pose_panel_filters_by_tag_and_search(page):
 def test_open_scene_signal_from_the_gallery_loads_it(page, context):
     shown: list[str] = []
     context.signals.show_page.connect(shown.append)
-    scene = {"size": [512, 512], "prompt": "two fighters", "placements": [
-        {"character": "Aria", "project": DEMO_PROJECT, "box": [10, 10, 200, 400], "pose": "jab"},
-        {"character": "Kael", "project": DEMO_PROJECT, "box": [260, 10, 200, 400], "pose": "block", "z": 1}]}
+    scene = {
+        "size": [512, 512],
+        "prompt": "two fighters",
+        "placements": [
+            {"character": "Aria", "project": DEMO_PROJECT, "box": [10, 10, 200, 400], "pose": "jab"},
+            {"character": "Kael", "project": DEMO_PROJECT, "box": [260, 10, 200, 400], "pose": "block", "z": 1},
+        ],
+    }
     context.signals.open_scene.emit(scene)
     assert [p.pose for p in page.document.scene.placements] == ["jab", "block"]
     assert len(page.canvas.placement_items) == 2 and shown == ["scene"]
@@ -376,7 +383,11 @@ def tiny_models(demo_root):
     paths = build_tiny_model_set(demo_root.parent / "models", "sd15")
     with open_library(demo_root) as library:
         registry = ModelRegistry(library)
-        for path, options in ((paths.checkpoint, {"name": "tiny"}), (paths.ip_adapter, {}), (paths.controlnet, {"control_type": "openpose"})):
+        for path, options in (
+            (paths.checkpoint, {"name": "tiny"}),
+            (paths.ip_adapter, {}),
+            (paths.controlnet, {"control_type": "openpose"}),
+        ):
             registry.add(path, **options)
     return paths
 
@@ -392,8 +403,9 @@ def run_worker(library) -> threading.Thread:
 
 
 def test_render_queues_a_scene_job_whose_result_reopens_its_scene(tiny_models, page, context, qtbot):
-    from core.generation_queries import get_generation
     from PIL import Image
+
+    from core.generation_queries import get_generation
 
     assert page.properties.base.findText("tiny") > 0
     page.properties.width_spin.setValue(128)
@@ -441,8 +453,8 @@ def test_render_queues_a_scene_job_whose_result_reopens_its_scene(tiny_models, p
 
 
 def test_a_render_that_cannot_run_says_why_on_its_tile(page, context, qtbot, tmp_path):
-    from core.jobs.worker import Worker
     import core.scene.jobs  # noqa: F401
+    from core.jobs.worker import Worker
 
     drop_character(page, "Aria", 300, 256)
     page.drop_pose("jab", 0, QPointF())
@@ -488,8 +500,15 @@ def test_a_stopped_scene_job_resumes_with_its_next_image(tiny_models, context, t
     from core.jobs.context import JobStopped
     from core.scene.jobs import run_scene
 
-    scene = Scene.from_json({"size": [64, 64], "prompt": "a knight", "seed": 11, "steps": 2, "placements": [
-        {"character": "Aria", "project": DEMO_PROJECT, "box": [8, 4, 40, 56], "pose": "jab", "method": "none"}]})
+    scene = Scene.from_json(
+        {
+            "size": [64, 64],
+            "prompt": "a knight",
+            "seed": 11,
+            "steps": 2,
+            "placements": [{"character": "Aria", "project": DEMO_PROJECT, "box": [8, 4, 40, 56], "pose": "jab", "method": "none"}],
+        }
+    )
     payload = {"scene": scene.to_json(), "best_of": 2, "base": None, "scene_id": None}
     service = GenerationService(context.library, device="cpu")
     first = StoppableJob(context.library, payload, tmp_path, service, stop_after=1)

@@ -73,7 +73,9 @@ def run_worker(library, service) -> threading.Thread:
     return thread
 
 
-def test_make_sheet_queues_a_sheet_job_a_worker_makes_it_and_the_page_previews_and_exports_it(qtbot, tiny_studio, context, tmp_path, monkeypatch):
+def test_make_sheet_queues_a_sheet_job_a_worker_makes_it_and_the_page_previews_and_exports_it(
+    qtbot, tiny_studio, context, tmp_path, monkeypatch
+):
     library, service = tiny_studio
     page = open_page(qtbot, context)
     assert [c.label for c in page.characters] == ["Aria  (Demo)", "Kael  (Demo)"]
@@ -119,7 +121,10 @@ def test_make_sheet_queues_a_sheet_job_a_worker_makes_it_and_the_page_previews_a
     assert "done" in page.status.text() and not page.progress.isVisible()
     # The preview is the sheet, scaled down to fit the page.
     shown = page.preview.pixmap()
-    assert 0 < shown.width() <= page.preview.width() and abs(shown.width() / shown.height() - Image.open(png).width / Image.open(png).height) < 0.05
+    assert (
+        0 < shown.width() <= page.preview.width()
+        and abs(shown.width() / shown.height() - Image.open(png).width / Image.open(png).height) < 0.05
+    )
 
     targets = {"png": tmp_path / "out" / "kael-sheet", "pdf": tmp_path / "out" / "kael-sheet.pdf"}
     (tmp_path / "out").mkdir()

@@ -116,8 +116,11 @@ def drop_on_canvas(scene_page, data: QMimeData, x: float, y: float) -> None:
     """A drag that enters the canvas, moves and drops at scene point (x, y), as Qt delivers one."""
     at = scene_page.canvas.mapFromScene(QPointF(x, y))
     copy, left, none = Qt.DropAction.CopyAction, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    for event in (QDragEnterEvent(at, copy, data, left, none), QDragMoveEvent(at, copy, data, left, none),
-                  QDropEvent(at, copy, data, left, none, QEvent.Type.Drop)):
+    for event in (
+        QDragEnterEvent(at, copy, data, left, none),
+        QDragMoveEvent(at, copy, data, left, none),
+        QDropEvent(at, copy, data, left, none, QEvent.Type.Drop),
+    ):
         QApplication.sendEvent(scene_page.canvas.viewport(), event)
         assert event.isAccepted(), event.type()
 
@@ -224,7 +227,9 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
     # The queue: both jobs run by the worker the window started, progress and a loss curve shown.
     queue_page = go_to(window, qtbot, "queue", Qt.Key.Key_4)
     try:
-        qtbot.waitUntil(lambda: {cell(queue_page, render_id, "Status"), cell(queue_page, training.id, "Status")} == {"done"}, timeout=120_000)
+        qtbot.waitUntil(
+            lambda: {cell(queue_page, render_id, "Status"), cell(queue_page, training.id, "Status")} == {"done"}, timeout=120_000
+        )
     except Exception:
         jobs = [(j.id, j.kind, j.status, j.error, j.step, j.total) for j in context.queue.list()]
         pytest.fail(f"jobs: {jobs}; worker {supervisor.state}: {supervisor.log_path.read_text()[-3000:]}")

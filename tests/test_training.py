@@ -392,7 +392,9 @@ def test_generation_with_lora_picks_up_the_trained_version(studio, learned):
 
 # -- DreamBooth -----------------------------------------------------------------------------------
 def test_dreambooth_renders_class_images_once_and_trains_with_prior_loss(studio, tmp_path):
-    payload = lora_payload(kind="dreambooth", steps=3, class_prompt="a photo of a knight", class_images=2, class_steps=2, sample_every=0, flip=False)
+    payload = lora_payload(
+        kind="dreambooth", steps=3, class_prompt="a photo of a knight", class_images=2, class_steps=2, sample_every=0, flip=False
+    )
     first = FakeJob(studio, tmp_path / "db", payload, pause_when="class images 1/2")
     with pytest.raises(JobStopped):
         run("dreambooth", first)
@@ -413,7 +415,9 @@ def test_dreambooth_renders_class_images_once_and_trains_with_prior_loss(studio,
 
 
 def test_dreambooth_full_unet_registers_a_checkpoint_version(studio, tmp_path):
-    payload = lora_payload(kind="dreambooth", steps=2, class_prompt="a photo of a knight", class_images=1, class_steps=2, sample_every=0, full_unet=True)
+    payload = lora_payload(
+        kind="dreambooth", steps=2, class_prompt="a photo of a knight", class_images=1, class_steps=2, sample_every=0, full_unet=True
+    )
     job = FakeJob(studio, tmp_path / "full", payload)
     result = run("dreambooth", job)
     record = ModelRegistry(studio).get(result["model"])

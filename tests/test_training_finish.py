@@ -116,7 +116,9 @@ def killed(tmp_path_factory):
         arguments += [str(folder), point]
     # One thread each: the children run side by side, and spinning threads only slow them down.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", KILLED_WORKERS, *arguments], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WORKERS, *arguments], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     ends = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     assert ends == {point: str(int(signal.SIGKILL)) for point in KILL_POINTS}, f"not killed at their points: {ends}\n{done.stderr[-3000:]}"
     return {point: root / point for point in KILL_POINTS}

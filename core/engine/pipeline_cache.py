@@ -162,7 +162,7 @@ class PipelineCache:
 
     def resident_bytes(self) -> int:
         """The bytes of every model held now (bases with their adapters, ControlNets)."""
-        bases = sum(e.size_bytes + e.ip_bytes + sum(l.size_bytes for l in e.loras.values()) for e in self._bases.values())
+        bases = sum(e.size_bytes + e.ip_bytes + sum(lora.size_bytes for lora in e.loras.values()) for e in self._bases.values())
         return bases + sum(c.size_bytes for c in self._controlnets.values())
 
     def held(self) -> dict[str, Any]:
@@ -177,7 +177,9 @@ class PipelineCache:
                 {
                     "name": e.ref.name,
                     "bytes": e.size_bytes + e.ip_bytes,
-                    "loras": [{"name": l.name, "bytes": l.size_bytes} for l in sorted(e.loras.values(), key=lambda l: -l.last_used)],
+                    "loras": [
+                        {"name": lora.name, "bytes": lora.size_bytes} for lora in sorted(e.loras.values(), key=lambda held: -held.last_used)
+                    ],
                 }
                 for e in bases
             ],

@@ -12,9 +12,9 @@ the blend weights sum to one per pixel, their contribution is kept exactly once.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -72,8 +72,7 @@ class RegionalCrossAttention(torch.nn.Module):
                 self._mask_cache[tokens] = None
             else:
                 self._mask_cache[tokens] = [
-                    F.interpolate(r.mask[None, None].float(), size=(height, width), mode="area").reshape(1, tokens, 1)
-                    for r in self.regions
+                    F.interpolate(r.mask[None, None].float(), size=(height, width), mode="area").reshape(1, tokens, 1) for r in self.regions
                 ]
         cached = self._mask_cache[tokens]
         return None if cached is None else [m.to(device=device, dtype=dtype) for m in cached]

@@ -122,7 +122,13 @@ class GenerationRequest:
         for name, value in _numbers(self):
             if not math.isfinite(value):
                 raise RequestError(f"{name} must be a finite number, got {value}")
-        for name, entries in (("identities", self.identities), ("loras", self.loras), ("controls", self.controls), ("regions", self.regions), ("details", self.details)):
+        for name, entries in (
+            ("identities", self.identities),
+            ("loras", self.loras),
+            ("controls", self.controls),
+            ("regions", self.regions),
+            ("details", self.details),
+        ):
             if len(entries) > MAX_ENTRIES:
                 raise RequestError(f"{name}: {len(entries)} entries; at most {MAX_ENTRIES}")
         for index, identity in enumerate(self.identities):
@@ -183,7 +189,9 @@ class GenerationRequest:
         point elsewhere on the disk."""
         for name, path in self.image_paths():
             if not is_stored_path(path):
-                raise RequestError(f"{name}: '{path[:200]}' is outside the library; a request read from a file may only use the library's own files/...")
+                raise RequestError(
+                    f"{name}: '{path[:200]}' is outside the library; a request read from a file may only use the library's own files/..."
+                )
         return self
 
     def with_seed(self, seed: int) -> GenerationRequest:
@@ -276,4 +284,3 @@ def parse_control(text: str) -> ControlEntry:
         except ValueError:
             image = rest
     return ControlEntry(image=image, model=model, scale=scale)
-

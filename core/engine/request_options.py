@@ -17,9 +17,19 @@ def request_from_options(options: dict[str, Any], project: str | None = None) ->
         raise RequestError("--prompt is required")
     width, height = parse_size(str(options.get("size") or "512x512"))
     method = options.get("method") or "ip-adapter"
-    identities = () if method == "none" else tuple(
-        IdentityEntry(character=name, project=project, ip_adapter=options.get("ip_adapter"), scale=float(options.get("ip_scale", 0.7)), method=method)
-        for name in characters
+    identities = (
+        ()
+        if method == "none"
+        else tuple(
+            IdentityEntry(
+                character=name,
+                project=project,
+                ip_adapter=options.get("ip_adapter"),
+                scale=float(options.get("ip_scale", 0.7)),
+                method=method,
+            )
+            for name in characters
+        )
     )
     return GenerationRequest(
         prompt=options["prompt"],

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -287,9 +287,7 @@ class Engine:
             from diffusers.image_processor import IPAdapterMaskProcessor
 
             full = Image.new("L", (request.width, request.height), 255)
-            processed = IPAdapterMaskProcessor().preprocess(
-                [mask or full for mask in masks], height=request.height, width=request.width
-            )
+            processed = IPAdapterMaskProcessor().preprocess([mask or full for mask in masks], height=request.height, width=request.width)
             arguments["cross_attention_kwargs"] = {"ip_adapter_masks": [processed[i : i + 1] for i in range(len(masks))]}
         return arguments
 

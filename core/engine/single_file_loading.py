@@ -81,8 +81,7 @@ def refuse_unloaded(path: Path, model: torch.nn.Module, config: str) -> None:
     missing = [name for name, p in model.named_parameters() if p.is_meta]
     if missing:
         raise SingleFileError(
-            f"{path}: {len(missing)} of the model's tensors are missing from the file (first: {missing[0]}); "
-            f"it does not fit {config}"
+            f"{path}: {len(missing)} of the model's tensors are missing from the file (first: {missing[0]}); it does not fit {config}"
         )
 
 

@@ -25,8 +25,7 @@ from storage.library import Library
 DETECTION_SIZE = (640, 640)
 FACE_CROP_SIZE = 224  # CLIP's input size; what FaceID Plus was trained with
 NOT_REGISTERED = (
-    "no face models are registered: register the antelopev2 or buffalo_l folder with "
-    "`character-studio model add DIR --kind face-models`"
+    "no face models are registered: register the antelopev2 or buffalo_l folder with `character-studio model add DIR --kind face-models`"
 )
 
 
@@ -52,7 +51,9 @@ class Face:
 
     @classmethod
     def from_json(cls, data: dict) -> Face:
-        return cls(tuple(data["box"]), tuple(tuple(p) for p in data["kps"]), data["det_score"], np.asarray(data["embedding"], dtype=np.float32))
+        return cls(
+            tuple(data["box"]), tuple(tuple(p) for p in data["kps"]), data["det_score"], np.asarray(data["embedding"], dtype=np.float32)
+        )
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ commit the job is not done, and its next run redoes what follows its last checkp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class JobStopped(Exception):

@@ -80,4 +80,12 @@ def run_generation(context: JobContext) -> dict[str, Any]:
 register_handler(HandlerSpec("generate", run_generation, interactive=True))
 
 
-__all__ = ["HANDLERS", "HANDLER_MODULES", "register_handler", "interactive_kinds", "load_handlers", "run_generation", "write_json_atomically"]
+__all__ = [
+    "HANDLERS",
+    "HANDLER_MODULES",
+    "register_handler",
+    "interactive_kinds",
+    "load_handlers",
+    "run_generation",
+    "write_json_atomically",
+]

@@ -14,8 +14,9 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.jobs.context import JobContext, JobStopped
 from core.jobs.files import write_json_atomically

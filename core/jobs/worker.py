@@ -19,9 +19,10 @@ import json
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.jobs.context import HandlerSpec, JobStopped
 from core.jobs.handlers import HANDLERS, interactive_kinds
@@ -80,7 +81,9 @@ class RunningJob:
         self.resume_step = job_store.checkpoint_step(job)
         checkpoint = (progress.get("checkpoint") or {}).get("path")
         self.resume_checkpoint = (
-            (Path(checkpoint) if Path(checkpoint).is_absolute() else worker.library.root / checkpoint) if checkpoint and self.resume_step else None
+            (Path(checkpoint) if Path(checkpoint).is_absolute() else worker.library.root / checkpoint)
+            if checkpoint and self.resume_step
+            else None
         )
         self._window = Window.of(job.not_before, job.not_after)
         self._samples = list(progress.get("samples", []))

@@ -123,9 +123,7 @@ def estimator_files(record: ModelRecord) -> tuple[Path | None, Path]:
     files = (base / detector if detector else None, base / record.details["pose_model"])
     for file in files:
         if file is not None and not file.is_file():
-            raise ModelFileError(
-                f"{file}: gone from pose estimator '{record.name}'; put it back, or register the folder again"
-            )
+            raise ModelFileError(f"{file}: gone from pose estimator '{record.name}'; put it back, or register the folder again")
     return files
 
 
@@ -290,8 +288,7 @@ def openpose_person(points: np.ndarray, scores: np.ndarray, threshold: float) ->
     """One person from COCO-17 or COCO-WholeBody keypoints; None when none scores above threshold."""
     # Hundredths of a pixel and four decimals of score: all the models resolve, and short JSON.
     triples: list[Triple] = [
-        (round(float(x), 2), round(float(y), 2), round(float(s), 4)) if s > threshold else ABSENT
-        for (x, y), s in zip(points, scores)
+        (round(float(x), 2), round(float(y), 2), round(float(s), 4)) if s > threshold else ABSENT for (x, y), s in zip(points, scores)
     ]
     body = _keypoints(coco17_to_openpose18(triples[BODY]))
     groups = {"left_hand": None, "right_hand": None, "face": None}

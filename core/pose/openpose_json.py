@@ -34,7 +34,8 @@ sd-webui-controlnet's own encoder writes and what its editor and ComfyUI read ba
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 Triple = tuple[float, float, float]
 
@@ -79,7 +80,7 @@ class PersonTriples(NamedTuple):
     def groups(self) -> list[list[Triple]]:
         return [g for g in self if g]
 
-    def map(self, fn) -> "PersonTriples":
+    def map(self, fn) -> PersonTriples:
         return PersonTriples(*(None if g is None else [fn(t) for t in g] for g in self))
 
 
@@ -128,9 +129,7 @@ def _check_reach(people: list[PersonTriples], width: int, height: int) -> None:
         for group in person.groups():
             for x, y, confidence in group:
                 if confidence > 0 and not (-width <= x <= 2 * width and -height <= y <= 2 * height):
-                    raise PoseFormatError(
-                        f"person {number}: a keypoint at ({x:g}, {y:g}) lies far outside the {width}x{height} canvas"
-                    )
+                    raise PoseFormatError(f"person {number}: a keypoint at ({x:g}, {y:g}) lies far outside the {width}x{height} canvas")
 
 
 def read_person(data: Any, label: str = "person") -> PersonTriples:
@@ -147,9 +146,7 @@ def read_person(data: Any, label: str = "person") -> PersonTriples:
     elif len(raw_body) == COCO_COUNT * 3:
         body = coco17_to_openpose18(_triples(raw_body))
     else:
-        raise PoseFormatError(
-            f"{label}: {BODY_KEY} has {len(raw_body)} values; expected 54 (18 keypoints) or 51 (COCO-17)"
-        )
+        raise PoseFormatError(f"{label}: {BODY_KEY} has {len(raw_body)} values; expected 54 (18 keypoints) or 51 (COCO-17)")
     return PersonTriples(
         body,
         _read_group(data, LEFT_HAND_KEY, HAND_COUNT, label),
@@ -188,9 +185,7 @@ def _read_face(data: dict, label: str) -> list[Triple] | None:
         # Some exporters write only the 68 iBUG landmarks; the two pupils are simply absent.
         return _triples(numbers) + [ABSENT, ABSENT]
     if len(numbers) != FACE_COUNT * 3:
-        raise PoseFormatError(
-            f"{label}: {FACE_KEY} has {len(numbers)} values; expected 210 (70 keypoints) or 204 (68 keypoints)"
-        )
+        raise PoseFormatError(f"{label}: {FACE_KEY} has {len(numbers)} values; expected 210 (70 keypoints) or 204 (68 keypoints)")
     return _triples(numbers)
 
 

@@ -48,8 +48,7 @@ _EPS = 0.01
 LIMB_COLORS = tuple(tuple(int(float(c) * LIMB_INTENSITY) for c in color) for color in BODY_COLORS[: len(LIMBS)])
 # Left as floats on purpose: cv2 rounds them to 8 bits itself, and so it did for the annotator.
 HAND_EDGE_COLORS = tuple(
-    tuple(channel * 255 for channel in colorsys.hsv_to_rgb(i / float(len(HAND_EDGES)), 1.0, 1.0))
-    for i in range(len(HAND_EDGES))
+    tuple(channel * 255 for channel in colorsys.hsv_to_rgb(i / float(len(HAND_EDGES)), 1.0, 1.0)) for i in range(len(HAND_EDGES))
 )
 
 # The annotator relied on cv2's default line type; naming it keeps a future cv2 default from

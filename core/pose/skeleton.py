@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from core.pose.openpose_json import (
     PersonTriples,
@@ -175,13 +176,13 @@ class PersonPose:
             object.__setattr__(self, name, points)
 
     @classmethod
-    def empty(cls) -> "PersonPose":
+    def empty(cls) -> PersonPose:
         return cls(body=(ABSENT,) * len(BODY_KEYPOINTS))
 
     def keypoint(self, joint: str | int) -> Keypoint:
         return self.body[joint_index(joint)]
 
-    def with_keypoint(self, joint: str | int, x: float, y: float, confidence: float = 1.0) -> "PersonPose":
+    def with_keypoint(self, joint: str | int, x: float, y: float, confidence: float = 1.0) -> PersonPose:
         index = joint_index(joint)
         body = self.body[:index] + (Keypoint(x, y, confidence),) + self.body[index + 1 :]
         return replace(self, body=body)
@@ -196,7 +197,7 @@ class PersonPose:
         """(x, y, width, height) around every present keypoint, hands and face included."""
         return _bounding_box(self.present_points())
 
-    def mirrored(self, axis_x: float) -> "PersonPose":
+    def mirrored(self, axis_x: float) -> PersonPose:
         """Flips about the vertical line x = axis_x; the left arm becomes the right arm, and so on,
         so the figure still reads correctly (a mirrored right hand raised is a left hand raised)."""
         swapped = PersonPose(
@@ -207,17 +208,15 @@ class PersonPose:
         )
         return swapped._map(lambda x, y: (2 * axis_x - x, y))
 
-    def scaled(
-        self, factor_x: float, factor_y: float | None = None, origin: tuple[float, float] = (0.0, 0.0)
-    ) -> "PersonPose":
+    def scaled(self, factor_x: float, factor_y: float | None = None, origin: tuple[float, float] = (0.0, 0.0)) -> PersonPose:
         fy = factor_x if factor_y is None else factor_y
         ox, oy = origin
         return self._map(lambda x, y: (ox + (x - ox) * factor_x, oy + (y - oy) * fy))
 
-    def moved(self, dx: float, dy: float) -> "PersonPose":
+    def moved(self, dx: float, dy: float) -> PersonPose:
         return self._map(lambda x, y: (x + dx, y + dy))
 
-    def rotated_limb(self, joint: str | int, degrees: float) -> "PersonPose":
+    def rotated_limb(self, joint: str | int, degrees: float) -> PersonPose:
         """Turns everything downstream of `joint` about it: the right elbow turns the right wrist and
         hand, the right shoulder the whole arm, a hip its leg, the neck the head and face. Bone
         lengths are kept. Positive degrees turn clockwise on screen (y points down). Joints with
@@ -238,7 +237,7 @@ class PersonPose:
 
         return self._map(turn, body_indices={BODY_KEYPOINTS.index(n) for n in names}, groups=groups)
 
-    def fitted(self, box: Box, margin: float = 0.0, keep_aspect: bool = True) -> "PersonPose":
+    def fitted(self, box: Box, margin: float = 0.0, keep_aspect: bool = True) -> PersonPose:
         """Scales and moves the person so its bounding box fills `box` less `margin` pixels on every
         side, centred. keep_aspect=False stretches each axis separately."""
         bbox = self.bounding_box()
@@ -254,7 +253,7 @@ class PersonPose:
         return write_person(self._to_triples())
 
     @classmethod
-    def from_json(cls, data: Any) -> "PersonPose":
+    def from_json(cls, data: Any) -> PersonPose:
         """Reads one OpenPose person object in pixel coordinates. Raises PoseFormatError."""
         return cls._from_triples(read_person(data))
 
@@ -265,7 +264,7 @@ class PersonPose:
         return PersonTriples(triples(self.body), triples(self.left_hand), triples(self.right_hand), triples(self.face))
 
     @classmethod
-    def _from_triples(cls, person: PersonTriples) -> "PersonPose":
+    def _from_triples(cls, person: PersonTriples) -> PersonPose:
         def points(group):
             return None if group is None else tuple(Keypoint(x, y, c) for x, y, c in group)
 
@@ -278,7 +277,7 @@ class PersonPose:
         fn: Callable[[float, float], tuple[float, float]],
         body_indices: set[int] | None = None,
         groups: Iterable[str] = _GROUPS,
-    ) -> "PersonPose":
+    ) -> PersonPose:
         """Applies fn to the present keypoints of the body (all, or body_indices) and of `groups`."""
 
         def move(p: Keypoint) -> Keypoint:
@@ -314,12 +313,12 @@ class PoseSkeleton:
     def bounding_box(self) -> Box | None:
         return _bounding_box([p for person in self.people for p in person.present_points()])
 
-    def mirrored(self) -> "PoseSkeleton":
+    def mirrored(self) -> PoseSkeleton:
         """Mirrors every person about the canvas's vertical centre line."""
         axis = self.canvas_width / 2
         return replace(self, people=tuple(p.mirrored(axis) for p in self.people))
 
-    def fitted(self, box: Box, margin: float = 0.0) -> "PoseSkeleton":
+    def fitted(self, box: Box, margin: float = 0.0) -> PoseSkeleton:
         """Fits the whole group into `box` (aspect kept, centred), keeping people where they stand
         relative to each other."""
         bbox = self.bounding_box()
@@ -328,17 +327,17 @@ class PoseSkeleton:
         fx, fy, tx, ty = _fit_transform(bbox, box, margin, keep_aspect=True)
         return replace(self, people=tuple(p._map(lambda x, y: (x * fx + tx, y * fy + ty)) for p in self.people))
 
-    def with_person(self, index: int, person: PersonPose) -> "PoseSkeleton":
+    def with_person(self, index: int, person: PersonPose) -> PoseSkeleton:
         self._check_index(index)
         return replace(self, people=self.people[:index] + (person,) + self.people[index + 1 :])
 
-    def placed(self, index: int, box: Box, margin: float = 0.0) -> "PoseSkeleton":
+    def placed(self, index: int, box: Box, margin: float = 0.0) -> PoseSkeleton:
         """Fits person `index` alone into `box`, e.g. each fighter of a two-person pose into its own
         placement; the others stay where they are."""
         self._check_index(index)
         return self.with_person(index, self.people[index].fitted(box, margin))
 
-    def scaled_to(self, width: int, height: int) -> "PoseSkeleton":
+    def scaled_to(self, width: int, height: int) -> PoseSkeleton:
         """The same pose on a canvas of another size: coordinates scale with each axis."""
         fx, fy = width / self.canvas_width, height / self.canvas_height
         return PoseSkeleton(tuple(p.scaled(fx, fy) for p in self.people), width, height)
@@ -349,13 +348,13 @@ class PoseSkeleton:
         return write_document([p._to_triples() for p in self.people], self.canvas_width, self.canvas_height)
 
     @classmethod
-    def from_openpose_json(cls, data: Any) -> "PoseSkeleton":
+    def from_openpose_json(cls, data: Any) -> PoseSkeleton:
         """Reads an OpenPose document (see core.pose.openpose_json for the rules). Raises PoseFormatError."""
         people, width, height = read_document(data)
         return cls(tuple(PersonPose._from_triples(p) for p in people), width, height)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "PoseSkeleton":
+    def load(cls, path: str | os.PathLike) -> PoseSkeleton:
         """Reads a pose file. Raises PoseFormatError (message starts with the file name) or OSError."""
         path = Path(path)
         try:

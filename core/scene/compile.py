@@ -55,9 +55,7 @@ class CompiledScene:
         for compiled in self.placements:
             stem = file_stem(compiled.placement.character) or "character"
             written.append(_save(compiled.mask, folder / f"mask-{compiled.index + 1}-{stem}.png"))
-        (folder / "regions.txt").write_text(
-            "\n".join(f"{c.index + 1} {c.placement.character}: {c.prompt}" for c in self.placements) + "\n"
-        )
+        (folder / "regions.txt").write_text("\n".join(f"{c.index + 1} {c.placement.character}: {c.prompt}" for c in self.placements) + "\n")
         written.append(folder / "regions.txt")
         return written
 
@@ -84,8 +82,7 @@ def resolve_person(placement: Placement, presets: PresetSource, index: int) -> P
     number = int(person) if person.strip().isdigit() else 0
     if number >= len(skeleton.people):
         raise SceneError(
-            f"placement {index + 1} ({placement.character}): pose '{name}' has {len(skeleton.people)} "
-            f"person(s); #{number} does not exist"
+            f"placement {index + 1} ({placement.character}): pose '{name}' has {len(skeleton.people)} person(s); #{number} does not exist"
         )
     return skeleton.people[number]
 

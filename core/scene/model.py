@@ -158,7 +158,9 @@ class Scene:
         from core.engine.request import is_stored_path
 
         if self.background and not is_stored_path(self.background):
-            raise SceneError(f"background: '{self.background[:200]}' is outside the library; a scene file may only use the library's own files/...")
+            raise SceneError(
+                f"background: '{self.background[:200]}' is outside the library; a scene file may only use the library's own files/..."
+            )
         return self
 
     @classmethod

@@ -25,7 +25,6 @@ from storage.errors import LibraryError
 from storage.library import Library
 
 
-
 class SceneRenderer:
     def __init__(self, library: Library, service: GenerationService | None = None, presets: PresetSource | None = None):
         self.library = library

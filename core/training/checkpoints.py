@@ -44,9 +44,7 @@ def flatten(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
         return {"__tensor__": prefix}
     if isinstance(value, dict):
         # JSON keys are strings; remember which were ints (optimizer state is keyed by index).
-        return {
-            "__dict__": [[k, flatten(v, f"{prefix}.{k}", tensors)] for k, v in value.items()]
-        }
+        return {"__dict__": [[k, flatten(v, f"{prefix}.{k}", tensors)] for k, v in value.items()]}
     if isinstance(value, tuple):
         return {"__tuple__": [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(value)]}
     if isinstance(value, list):

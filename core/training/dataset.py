@@ -18,9 +18,10 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,9 @@ class TrainingImage:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainingImage:
         crop = data.get("crop_box")
-        return cls(data["path"], data["sha256"], data["caption"], tuple(data["bucket"]), tuple(crop) if crop else None, bool(data.get("is_class")))
+        return cls(
+            data["path"], data["sha256"], data["caption"], tuple(data["bucket"]), tuple(crop) if crop else None, bool(data.get("is_class"))
+        )
 
 
 @dataclass(frozen=True)
@@ -170,9 +173,7 @@ def instance_images(character: CharacterRecord, resolution: int, buckets: bool) 
 
 
 def class_images(paths: list[Path], class_prompt: str, resolution: int) -> list[TrainingImage]:
-    return [
-        TrainingImage(str(p), _file_sha256(p), class_prompt, (resolution, resolution), None, is_class=True) for p in paths
-    ]
+    return [TrainingImage(str(p), _file_sha256(p), class_prompt, (resolution, resolution), None, is_class=True) for p in paths]
 
 
 def _file_sha256(path: Path) -> str:

@@ -11,8 +11,8 @@ two images (the queue's pause, a schedule window closing) and pick up at the nex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

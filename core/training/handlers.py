@@ -298,7 +298,9 @@ class _Training:
             "started_at": state["started_at"],
         }
 
-    def _export_lora(self, trainer, character, base, base_sha, family, images, class_images, state, resolution, precision) -> output.OutputTarget:
+    def _export_lora(
+        self, trainer, character, base, base_sha, family, images, class_images, state, resolution, precision
+    ) -> output.OutputTarget:
         config = self.config
         dtype = torch.float16 if config.save_precision == "fp16" else torch.float32
         tensors = peft_to_kohya(trainer.lora_states(), family, config.network_alpha, trainer.unet.config.layers_per_block, dtype)

@@ -172,4 +172,3 @@ def write_kohya_lora(path: Path, tensors: dict[str, torch.Tensor], metadata: dic
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-

@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -155,19 +155,19 @@ class Figure:
             self.arm(side, d(side, out=0.12, up=-1), d(side, out=0.06, fwd=0.06, up=-1))
 
     # -------------------------------------------------- posing in the person's frame
-    def leg(self, side: str, thigh: np.ndarray, shin: np.ndarray) -> "Figure":
+    def leg(self, side: str, thigh: np.ndarray, shin: np.ndarray) -> Figure:
         knee = self.joints[f"{side}_hip"] + THIGH * unit(thigh)
         self.joints[f"{side}_knee"] = knee
         self.joints[f"{side}_ankle"] = knee + SHIN * unit(shin)
         return self
 
-    def arm(self, side: str, upper: np.ndarray, fore: np.ndarray) -> "Figure":
+    def arm(self, side: str, upper: np.ndarray, fore: np.ndarray) -> Figure:
         elbow = self.joints[f"{side}_shoulder"] + UPPER_ARM * unit(upper)
         self.joints[f"{side}_elbow"] = elbow
         self.joints[f"{side}_wrist"] = elbow + FOREARM * unit(fore)
         return self
 
-    def reach(self, side: str, target: np.ndarray, elbow: np.ndarray) -> "Figure":
+    def reach(self, side: str, target: np.ndarray, elbow: np.ndarray) -> Figure:
         """Puts the wrist on `target` (person's frame), the elbow bending towards `elbow`; a
         target out of reach gets a straight arm pointing at it."""
         shoulder = self.joints[f"{side}_shoulder"]
@@ -206,14 +206,14 @@ class Figure:
         turned = centre + _picture_roll(self.roll).T @ (point - self._offset() - centre)
         return rot_y(-self.yaw) @ turned
 
-    def reach_world(self, side: str, target: np.ndarray, elbow: np.ndarray) -> "Figure":
+    def reach_world(self, side: str, target: np.ndarray, elbow: np.ndarray) -> Figure:
         return self.reach(side, self.to_local(target), elbow)
 
-    def shift(self, dx: float = 0.0, dz: float = 0.0) -> "Figure":
+    def shift(self, dx: float = 0.0, dz: float = 0.0) -> Figure:
         self.at = self.at + vec(dx, 0.0, dz)
         return self
 
-    def move_joint_to(self, joint: str, x: float | None = None, z: float | None = None) -> "Figure":
+    def move_joint_to(self, joint: str, x: float | None = None, z: float | None = None) -> Figure:
         """Slides the figure over the floor so `joint` is at world x (and/or depth z)."""
         point = self.world(joint)
         return self.shift(dx=0.0 if x is None else x - point[0], dz=0.0 if z is None else z - point[2])
@@ -446,17 +446,29 @@ def turnaround_front():
     return turnaround_figure(0)
 
 
-@preset("turnaround three-quarter", "turnaround three-quarter sheet", "Character sheet, three-quarter view (turned 40 degrees to the image's right).")
+@preset(
+    "turnaround three-quarter",
+    "turnaround three-quarter sheet",
+    "Character sheet, three-quarter view (turned 40 degrees to the image's right).",
+)
 def turnaround_three_quarter():
     return turnaround_figure(40)
 
 
-@preset("turnaround side", "turnaround side profile sheet", "Character sheet, side view: profile facing the image's right; far limbs overlap, far eye and ear unseen.")
+@preset(
+    "turnaround side",
+    "turnaround side profile sheet",
+    "Character sheet, side view: profile facing the image's right; far limbs overlap, far eye and ear unseen.",
+)
 def turnaround_side():
     return turnaround_figure(90)
 
 
-@preset("turnaround back", "turnaround back sheet", "Character sheet, back view: eyes and nose unseen, ears seen, right side on the image's right.")
+@preset(
+    "turnaround back",
+    "turnaround back sheet",
+    "Character sheet, back view: eyes and nose unseen, ears seen, right side on the image's right.",
+)
 def turnaround_back():
     return turnaround_figure(180)
 
@@ -519,7 +531,11 @@ def roundhouse_figure(at: tuple[float, float] = (0.0, 0.0), height: float = 0.3)
     return guard(f, "right", lead=False)
 
 
-@preset("roundhouse kick", "fight kick", "Roundhouse kick seen from the front: kicking leg raised horizontal to the side, torso leaning away, the other arm swung down.")
+@preset(
+    "roundhouse kick",
+    "fight kick",
+    "Roundhouse kick seen from the front: kicking leg raised horizontal to the side, torso leaning away, the other arm swung down.",
+)
 def roundhouse_kick():
     return roundhouse_figure()
 
@@ -561,7 +577,11 @@ def rocked_figure(yaw: float = 70, lean: float = -22, at: tuple[float, float] = 
     return f
 
 
-@preset("taking a hit", "fight hit reaction", "Rocked by a blow from the front: head snapped back, torso bent back, arms flung loose, stumbling.")
+@preset(
+    "taking a hit",
+    "fight hit reaction",
+    "Rocked by a blow from the front: head snapped back, torso bent back, arms flung loose, stumbling.",
+)
 def taking_a_hit():
     return rocked_figure()
 
@@ -637,7 +657,11 @@ def kick_blocked():
     return [a, b]
 
 
-@preset("grapple", "two-person fight grapple wrestling", "A shoots in low, head at B's hip, arms around B's legs; B sprawls, legs back, chest over A's back, hands pushing A down.")
+@preset(
+    "grapple",
+    "two-person fight grapple wrestling",
+    "A shoots in low, head at B's hip, arms around B's legs; B sprawls, legs back, chest over A's back, hands pushing A down.",
+)
 def grapple():
     a = Figure(yaw=80, lean=40, twist=-10, head_pitch=-40, at=(-0.3, 0.0))
     a.leg("left", d("left", fwd=0.5, out=0.15, up=-1), d("left", fwd=-1, up=-0.08))  # lead knee down
@@ -652,7 +676,11 @@ def grapple():
     return [a, b]
 
 
-@preset("clinch", "two-person fight clinch muay-thai", "Muay Thai clinch: A's hands locked behind B's head pulling it down, A's knee driving up; B grips A's arms.")
+@preset(
+    "clinch",
+    "two-person fight clinch muay-thai",
+    "Muay Thai clinch: A's hands locked behind B's head pulling it down, A's knee driving up; B grips A's arms.",
+)
 def clinch():
     a = Figure(yaw=75, lean=6, hip_twist=-10, head_pitch=15, at=(-0.25, 0.0))
     a.leg("left", d("left", fwd=-0.08, out=0.1, up=-1), d("left", fwd=-0.1, up=-1))
@@ -670,7 +698,11 @@ def clinch():
     return [a, b]
 
 
-@preset("sword clash", "two-person fight sword weapon", "Blades locked: both fighters step in with two-handed grips raised, swords crossing in the middle.")
+@preset(
+    "sword clash",
+    "two-person fight sword weapon",
+    "Blades locked: both fighters step in with two-handed grips raised, swords crossing in the middle.",
+)
 def sword_clash():
     a = fighter(yaw=60, twist=-10, hip_twist=-20, lean=10, head_pitch=-5, at=(-0.42, 0.0))
     fight_legs(a, depth=1.2)
@@ -683,7 +715,11 @@ def sword_clash():
     return [a, b]
 
 
-@preset("throw", "two-person fight throw judo", "Hip throw: A turns in, bends forward and pulls B's arm; B is lifted off the floor, flipping head first over A's hip.")
+@preset(
+    "throw",
+    "two-person fight throw judo",
+    "Hip throw: A turns in, bends forward and pulls B's arm; B is lifted off the floor, flipping head first over A's hip.",
+)
 def throw():
     a = Figure(yaw=-72, lean=42, twist=-10, head_pitch=-15, at=(0.1, 0.0))
     for side in SIDES:
@@ -710,7 +746,11 @@ def standoff():
     return [a, b]
 
 
-@preset("one down / one standing", "two-person fight down victory", "After the knockdown: B lies flat on the floor while A stands over, looking down, fists still clenched.")
+@preset(
+    "one down / one standing",
+    "two-person fight down victory",
+    "After the knockdown: B lies flat on the floor while A stands over, looking down, fists still clenched.",
+)
 def one_down_one_standing():
     a = Figure(yaw=60, lean=8, head_pitch=35, twist=-10, at=(-0.5, 0.0))
     a.leg("left", d("left", fwd=0.25, out=0.12, up=-1), d("left", fwd=-0.05, up=-1))
@@ -773,8 +813,7 @@ def preset_document(p: Preset) -> str:
     for i, person in enumerate(document["people"]):
         values = person["pose_keypoints_2d"]
         rows = [
-            f"        {json.dumps(values[j])}, {json.dumps(values[j + 1])}, {json.dumps(values[j + 2])}"
-            for j in range(0, len(values), 3)
+            f"        {json.dumps(values[j])}, {json.dumps(values[j + 1])}, {json.dumps(values[j + 2])}" for j in range(0, len(values), 3)
         ]
         lines.append("    {")
         lines.append('      "pose_keypoints_2d": [')

@@ -122,9 +122,7 @@ def set_box(scene: Scene, index: int, box: tuple[float, float, float, float]) ->
     return with_placement(scene, index, replace(placement, box=box, pose=pose))
 
 
-def set_joint(
-    scene: Scene, index: int, start: PersonPose, start_box: tuple[int, int, int, int], joint: int, x: float, y: float
-) -> Scene:
+def set_joint(scene: Scene, index: int, start: PersonPose, start_box: tuple[int, int, int, int], joint: int, x: float, y: float) -> Scene:
     """Keypoint `joint` of the person as it was when the drag began, now at (x, y) in scene
     pixels; from then on the placement holds its own person object instead of a preset name.
 

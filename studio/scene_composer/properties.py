@@ -297,4 +297,3 @@ class PropertiesPanel(QWidget):
             scene = self.document.scene
             name = scene.placements[self.index].character
             self.document.edit(edits.remove_placement(scene, self.index), f"Delete {name}")
-
