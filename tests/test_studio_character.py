@@ -217,11 +217,20 @@ def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page
             RegisteredModel(
                 name="Aria-lora-v1",
                 kind="lora",
-                family="sd15",
+                family="sdxl",
                 path="/models/aria-v1.safetensors",
                 character_id=aria.id,
                 version=1,
                 details={"training": {"kind": "dreambooth"}},
+            )
+        )
+        # What InstantID needs, so the request passes the checks made before queueing.
+        session.add(
+            RegisteredModel(name="xl-base", kind="checkpoint", family="sdxl", path="/models/xl.safetensors", is_default=True, details={})
+        )
+        session.add(
+            RegisteredModel(
+                name="instantid", kind="ip-adapter", family="sdxl", path="/models/ip-adapter.bin", details={"variant": "instantid"}
             )
         )
     library_page.refresh()
@@ -287,6 +296,16 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
     )
     assert done.returncode == 0, done.stderr
 
+    # A LoRA whose file was moved away after it was registered: queueing accepts it, the worker
+    # fails the job in one line, and the page shows that.
+    aria = context.catalog.show_character("Aria", "Demo")
+    with demo_library.db.writing() as session:
+        moved = str(tmp_path / "moved.safetensors")
+        session.add(
+            RegisteredModel(name="moved-style", kind="lora", family="sd15", path=moved, character_id=aria.id, version=1, details={})
+        )
+    library_page.refresh()
+    assert character_page.generate_box.lora.findData("moved-style") > 0
     character_page.consistency.method.setCurrentIndex(character_page.consistency.method.findData("none"))
     character_page.generate_box.prompt.setText("ariaknight waving")
     character_page.generate_box.size.setEditText("64x64")
@@ -294,7 +313,7 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
     character_page.generate_box.seed.setValue(5)
     character_page.generate_box.count.setValue(2)
     made = character_page.generate()
-    character_page.consistency.method.setCurrentIndex(character_page.consistency.method.findData("ip-adapter"))  # no IP-Adapter registered
+    character_page.generate_box.lora.setCurrentIndex(character_page.generate_box.lora.findData("moved-style"))
     character_page.generate_box.count.setValue(1)
     fails = character_page.generate()
     assert made is not None and fails is not None

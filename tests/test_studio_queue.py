@@ -244,7 +244,9 @@ def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_
     job = enqueue_generation(
         queue, GenerationRequest(prompt="ariaknight waving", width=64, height=64, steps=2, seed=5, characters=("Aria",))
     )
-    missing = enqueue_generation(queue, GenerationRequest(prompt="ariaknight", base="no-such-model", width=64, height=64, steps=2, seed=5))
+    # A job whose base went away after it was queued (queueing itself refuses an unknown model).
+    gone = GenerationRequest(prompt="ariaknight", base="no-such-model", width=64, height=64, steps=2, seed=5)
+    missing = queue.enqueue("generate", {"request": gone.to_json(), "best_of": None})
 
     finished, added = [], []
     context.signals.job_finished.connect(finished.append)
