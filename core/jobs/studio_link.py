@@ -37,7 +37,6 @@ class StudioLink(threading.Thread):
         self.on_gone = on_gone
         self.log = log or (lambda line: None)
         self.keep_running = False
-        self.closed = threading.Event()
 
     def run(self) -> None:
         pending = b""
@@ -52,7 +51,6 @@ class StudioLink(threading.Thread):
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 self._read(raw.decode("utf-8", "replace").strip())
-        self.closed.set()
         if self.keep_running:
             self.log("the studio that started this worker closed; it keeps running, as the studio asked")
         else:
