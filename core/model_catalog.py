@@ -5,6 +5,7 @@ the queue's checks use it without pulling in what inspects weights.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -79,7 +80,7 @@ class ModelCatalog:
         with self.db.reading() as session:
             models = model_store.list_models(session, kind, family)
             names = model_store.character_names(session, {m.character_id for m in models if m.character_id})
-            return [ModelRecord.of(m, names.get(m.character_id)) for m in models]
+            return [ModelRecord.of(m, names.get(m.character_id) if m.character_id else None) for m in models]
 
     def get(self, name: str) -> ModelRecord:
         with self.db.reading() as session:
@@ -105,7 +106,8 @@ class ModelCatalog:
         names = ", ".join(c.name for c in candidates)
         raise Conflict(f"{len(candidates)} {what}s are registered ({names}); pick one with `model default NAME`")
 
-    def _candidates(self, kind: str, family: str | None, control_type: str | None) -> list[ModelRecord]:
+    # `builtins.list`: inside this class `list` is the method above.
+    def _candidates(self, kind: str, family: str | None, control_type: str | None) -> builtins.list[ModelRecord]:
         with self.db.reading() as session:
             models = model_store.list_models(session, kind, family, control_type)
             if not models and family is not None:
@@ -136,4 +138,4 @@ class ModelCatalog:
 
     def _record(self, session, model: RegisteredModel) -> ModelRecord:
         names = model_store.character_names(session, {model.character_id} if model.character_id else set())
-        return ModelRecord.of(model, names.get(model.character_id))
+        return ModelRecord.of(model, names.get(model.character_id) if model.character_id else None)

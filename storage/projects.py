@@ -36,9 +36,10 @@ def list_projects(session: Session) -> list[Project]:
 
 
 def count_characters(session: Session, project: Project) -> int:
-    return session.scalar(
+    counted = session.scalar(
         select(func.count()).select_from(Character).where(Character.project_id == project.id, Character.deleted_at.is_(None))
     )
+    return counted or 0
 
 
 def create_project(session: Session, name: str, notes: str = "") -> Project:

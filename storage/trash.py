@@ -34,17 +34,23 @@ class PurgeReport:
     bytes_freed: int
 
 
+def _trashed_at(row: Project | Character | ReferenceImage) -> datetime:
+    if row.deleted_at is None:  # the queries below select trashed rows only
+        raise ValueError(f"{type(row).__name__} {row.id} is not in the trash")
+    return row.deleted_at
+
+
 def list_trash(session: Session) -> list[TrashEntry]:
     entries = [
-        TrashEntry("project", p.id, p.name, None, p.deleted_at)
+        TrashEntry("project", p.id, p.name, None, _trashed_at(p))
         for p in session.scalars(select(Project).where(Project.deleted_at.is_not(None)))
     ]
     entries += [
-        TrashEntry("character", c.id, c.name, c.project.name, c.deleted_at)
+        TrashEntry("character", c.id, c.name, c.project.name, _trashed_at(c))
         for c in session.scalars(select(Character).where(Character.deleted_at.is_not(None)))
     ]
     entries += [
-        TrashEntry("reference", r.id, r.original_name, r.character.project.name, r.deleted_at)
+        TrashEntry("reference", r.id, r.original_name, r.character.project.name, _trashed_at(r))
         for r in session.scalars(select(ReferenceImage).where(ReferenceImage.deleted_at.is_not(None)))
     ]
     return sorted(entries, key=lambda e: e.deleted_at)
