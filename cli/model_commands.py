@@ -7,7 +7,7 @@ from pathlib import Path
 from cli.output import Output, table
 from cli.parser import CommandTree
 from core.catalog import Catalog
-from core.model_files import CONTROL_TYPES, FAMILIES, FAMILY_NAMES, KIND_NAMES, KINDS, article
+from core.model_kinds import CONTROL_TYPES, FAMILIES, FAMILY_NAMES, KIND_NAMES, KINDS, article
 from core.model_registry import ModelRecord, ModelRegistry
 
 

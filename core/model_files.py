@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from core import model_layouts
-
-# Re-exported: callers read these names from here before core.model_kinds held them.
-from core.model_kinds import (  # noqa: F401
+from core.model_kinds import (
     CONTROL_TYPES,
-    FAMILIES,
     FAMILY_NAMES,
     KIND_NAMES,
     KINDS,
-    a_kind,
     article,
 )
 from storage.errors import LibraryError

@@ -13,13 +13,8 @@ from typing import Any
 
 from core import model_files, model_layouts
 from core.model_catalog import ADD_ONS, IncompatibleModel, ModelCatalog, ModelRecord  # noqa: F401 - re-exported
-from core.model_files import (
-    CONTROL_TYPES,
-    FAMILY_NAMES,
-    KIND_NAMES,
-    ModelFileError,
-    a_kind,
-)
+from core.model_files import ModelFileError
+from core.model_kinds import CONTROL_TYPES, FAMILY_NAMES, KIND_NAMES, a_kind
 from storage import models as model_store
 from storage.errors import Conflict, LibraryError
 from storage.schema import RegisteredModel

@@ -9,8 +9,6 @@ from storage.errors import Conflict, NotFound
 from storage.names import clean_name, matching, same_name, shown
 from storage.schema import Character, Project, utcnow
 
-__all__ = ["clean_name"]  # for the modules that named it here before storage.names
-
 
 def _live_projects(session: Session) -> list[Project]:
     return list(session.scalars(select(Project).where(Project.deleted_at.is_(None))))

@@ -41,7 +41,8 @@ import numpy as np
 from PIL import Image
 
 from core.image_import import ImageRefused, read_image_file
-from core.model_files import ModelFileError, OnnxSignature, PoseOnnxRole, a_kind, onnx_models_folder, open_onnx_session, pose_onnx_role
+from core.model_files import ModelFileError, OnnxSignature, PoseOnnxRole, onnx_models_folder, open_onnx_session, pose_onnx_role
+from core.model_kinds import a_kind
 from core.model_registry import ModelRecord, ModelRegistry
 from core.pose.openpose_json import ABSENT, Triple, coco17_to_openpose18
 from core.pose.skeleton import Keypoint, PersonPose, PoseSkeleton

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from core.engine.request import MAX_PROMPT_CHARS, is_stored_path
 from core.typed_json import describe_value, typed_from_json
 
 SCENE_VERSION = 1
 MASK_SHAPES = ("hull", "box")
 MAX_PLACEMENTS = 16  # characters in one scene: far past what one image can hold apart
 MAX_STEPS = 500
-MAX_PROMPT_CHARS = 4000
 MAX_SCENE_FILE_BYTES = 16 * 2**20
 
 
@@ -155,8 +155,6 @@ class Scene:
         """Refuses a scene whose background lies outside the library: a scene read from a file
         may only use the library's own files/... (a background is picked in the studio or typed
         on the command line, never taken from someone else's JSON)."""
-        from core.engine.request import is_stored_path
-
         if self.background and not is_stored_path(self.background):
             raise SceneError(
                 f"background: '{self.background[:200]}' is outside the library; a scene file may only use the library's own files/..."
