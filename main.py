@@ -8,7 +8,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from core.offline import configure_environment
+    from core.common.offline import configure_environment
 
     configure_environment()
 

@@ -16,9 +16,9 @@ from datetime import timedelta
 from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
-from core.catalog import Catalog
-from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
-from core.engine.request import GenerationRequest, IdentityEntry
+from core.catalog.service import Catalog
+from core.generation.png_metadata import ImageMetadata, UsedModel, encode_png
+from core.generation.request import GenerationRequest, IdentityEntry
 from storage.errors import NotFound
 from storage.generations import store_png
 from storage.library import Library

@@ -29,13 +29,13 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from core.catalog import Catalog  # noqa: E402
-from core.demo_library import DEMO_PROJECT, build_demo_library  # noqa: E402
-from core.engine.quiet import quiet_libraries  # noqa: E402
-from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry  # noqa: E402
-from core.generation import GenerationService  # noqa: E402
-from core.model_registry import ModelRegistry  # noqa: E402
-from core.tiny_models import TinyModelPaths, build_tiny_model_set  # noqa: E402
+from core.catalog.service import Catalog  # noqa: E402
+from core.common.quiet import quiet_libraries  # noqa: E402
+from core.demo.library import DEMO_PROJECT, build_demo_library  # noqa: E402
+from core.demo.tiny_models import TinyModelPaths, build_tiny_model_set  # noqa: E402
+from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry  # noqa: E402
+from core.generation.service import GenerationService  # noqa: E402
+from core.models.registry import ModelRegistry  # noqa: E402
 from storage.library import open_library  # noqa: E402
 
 CHARACTERS = ("Aria", "Kael")

@@ -63,8 +63,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 # -- libraries ----------------------------------------------------------------------------------
 def make_demo_library(root: Path) -> Path:
     """The demo project and characters (no rendering, no torch): what a new user starts with."""
-    from core.catalog import Catalog
-    from core.demo_library import build_demo_library
+    from core.catalog.service import Catalog
+    from core.demo.library import build_demo_library
     from storage.library import open_library
 
     with open_library(root) as library:
@@ -74,8 +74,8 @@ def make_demo_library(root: Path) -> Path:
 
 def make_tiny_model_library(root: Path) -> None:
     """Run in a child process (it imports torch): the demo characters and a tiny SD1.5 checkpoint."""
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import save_tiny_checkpoint
+    from core.demo.tiny_models import save_tiny_checkpoint
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     make_demo_library(root)

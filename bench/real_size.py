@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from core.tiny_models import TinyModelPaths, save_ip_adapter_for, save_kohya_lora_for
+from core.demo.tiny_models import TinyModelPaths, save_ip_adapter_for, save_kohya_lora_for
 from resources import model_config_dir
 
 # The CLIP ViT-H/14 image encoder that the published IP-Adapter SD1.5 and SDXL "vit-h" files use.

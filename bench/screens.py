@@ -40,7 +40,7 @@ def cli(library: Path, *args: str) -> str:
 
 def build_demo_library(library: Path) -> None:
     from core.jobs.queue import JobQueue
-    from core.sheet_request import SheetRequest
+    from core.sheets.request import SheetRequest
     from storage.library import open_library
 
     cli(library, "demo")

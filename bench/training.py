@@ -38,7 +38,7 @@ COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 200, 40), (200, 60
 
 def build_checkpoint(folder: Path, family: str, real_size: bool) -> Path:
     if not real_size:
-        from core.tiny_models import save_tiny_checkpoint
+        from core.demo.tiny_models import save_tiny_checkpoint
 
         return save_tiny_checkpoint(folder / f"tiny-{family}", family)
     return build_real_size_checkpoint(folder, family)
@@ -119,9 +119,9 @@ def one_run(options: dict) -> dict:
     """In a fresh process: load, prepare the data, warm up, time the steps."""
     import torch
 
+    from core.common.quiet import quiet_libraries
     from core.engine.devices import DeviceChoice, choose_device
     from core.engine.pipeline_cache import PipelineCache, WeightsRef
-    from core.engine.quiet import quiet_libraries
     from core.training.config import TrainingConfig
     from core.training.lora_trainer import LoraTrainer, choose_precision
 
@@ -202,7 +202,7 @@ def main() -> int:
         print(json.dumps(one_run(json.loads(args.one))))
         return 0
 
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     resolution = args.resolution or ((1024 if args.family == "sdxl" else 512) if args.real_size else 64)

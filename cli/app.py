@@ -22,8 +22,8 @@ from cli import (
 )
 from cli.output import Output, terminal_safe
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.log_file import log_to_library
+from core.catalog.service import Catalog
+from core.common.log_file import log_to_library
 from storage.errors import LibraryError
 from storage.library import open_library
 from storage.location import resolve_library_dir

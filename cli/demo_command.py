@@ -6,8 +6,8 @@ from pathlib import Path
 
 from cli.output import Output
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
 from storage.errors import LibraryError
 from storage.filestore import sha256_file
 
@@ -35,7 +35,7 @@ def demo(catalog: Catalog, args, out: Output) -> None:
             checked += 1
     rendered = None
     if not args.no_render:
-        from core.demo_render import render_demo
+        from core.demo.render import render_demo
 
         rendered = render_demo(catalog.library)
     data = {

@@ -10,9 +10,9 @@ from typing import Any
 
 from cli.output import Output, table
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.engine.request import GenerationRequest, RequestError
-from core.engine.request_options import request_from_options
+from core.catalog.service import Catalog
+from core.generation.request import GenerationRequest, RequestError
+from core.generation.request_options import request_from_options
 from storage.errors import LibraryError
 
 # The names a batch item takes: the same as the flags, as the generate contract says.
@@ -98,7 +98,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def memory_budget_bytes(text: str) -> int:
-    from core.engine.memory_budget import budget_from_gigabytes
+    from core.common.memory_budget import budget_from_gigabytes
 
     try:
         return budget_from_gigabytes(text)
@@ -109,7 +109,7 @@ def memory_budget_bytes(text: str) -> int:
 def request_from_image(path: str, seed: int | None) -> GenerationRequest:
     from dataclasses import replace
 
-    from core.engine.png_metadata import read_png_metadata
+    from core.generation.png_metadata import read_png_metadata
 
     try:
         request = read_png_metadata(path).request
@@ -154,7 +154,7 @@ def generate(catalog: Catalog, args, out: Output) -> None:
     if args.queue:
         return queue_generations(catalog, requests, args, out)
     from core.engine.pipeline_cache import MemoryOptions
-    from core.generation import GenerationService
+    from core.generation.service import GenerationService
 
     memory = MemoryOptions(args.attention_slicing, args.vae_slicing, args.vae_tiling, args.cpu_offload)
     service = GenerationService(catalog.library, args.device, args.precision, memory, args.memory_budget)
@@ -171,7 +171,7 @@ def generate(catalog: Catalog, args, out: Output) -> None:
 
 def queue_generations(catalog: Catalog, requests: list[GenerationRequest], args, out: Output) -> None:
     """One "generate" job per request; the worker renders them (interactive: before trainings)."""
-    from core.jobs.generation_jobs import check_generation, enqueue_generation
+    from core.generation.jobs import check_generation, enqueue_generation
     from core.jobs.queue import JobQueue
 
     queue = JobQueue(catalog.library)
@@ -220,7 +220,7 @@ class ProgressBar:
 
 
 def generation_list(catalog: Catalog, args, out: Output) -> None:
-    from core.generation_queries import list_generations
+    from core.generation.queries import list_generations
 
     records = list_generations(catalog.library, args.character, args.project, args.limit, args.sort)
     rows = [
@@ -239,8 +239,8 @@ def generation_list(catalog: Catalog, args, out: Output) -> None:
 
 
 def generation_show(catalog: Catalog, args, out: Output) -> None:
-    from core.engine.png_metadata import read_png_metadata
-    from core.generation_queries import get_generation
+    from core.generation.png_metadata import read_png_metadata
+    from core.generation.queries import get_generation
 
     record = get_generation(catalog.library, args.id)
     metadata = read_png_metadata(record.path)

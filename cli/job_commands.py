@@ -14,11 +14,12 @@ import sys
 from cli.generate_commands import add_engine_options
 from cli.output import Output, table
 from cli.parser import CommandTree
-from core.catalog import Catalog
+from core.catalog.service import Catalog
+from core.common import describe
 from core.jobs.queue import JobQueue, JobRecord
 from core.jobs.worker_lock import running_workers
 from storage.errors import LibraryError
-from storage.schema import JOB_STATUSES
+from storage.schema import JOB_STATUSES, JobStatus
 
 
 def register(tree: CommandTree) -> None:
@@ -127,21 +128,6 @@ def worker(catalog: Catalog, args, out: Output) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
-def describe_progress(record: JobRecord) -> str:
-    return f"{record.step}/{record.total}" if record.total else (str(record.step) if record.step else "-")
-
-
 def jobs_list(catalog: Catalog, args, out: Output) -> None:
     queue = JobQueue(catalog.library)
     records = queue.list(status=args.status or None, kind=args.kind, character=args.character, project=args.project, limit=args.limit)
@@ -150,16 +136,16 @@ def jobs_list(catalog: Catalog, args, out: Output) -> None:
             str(r.id),
             r.kind,
             r.status,
-            describe_progress(r),
+            describe.progress(r.step, r.total, missing="-"),
             f"{r.loss:.4f}" if r.loss is not None else "-",
-            format_duration(r.eta_s),
+            describe.duration(r.eta_s, missing="-"),
             r.character or "-",
             r.note[:60],
         )
         for r in records
     ]
     text = table(("ID", "KIND", "STATUS", "STEP", "LOSS", "ETA", "CHARACTER", "NOTE"), rows, empty="No jobs.")
-    if any(r.status == "queued" for r in records) and not running_workers(catalog.library.root):
+    if any(r.status == JobStatus.QUEUED for r in records) and not running_workers(catalog.library.root):
         text += "\nno worker is running: start one with `character-studio worker`"
     out.emit([r.to_json() for r in records], text)
 
@@ -170,12 +156,13 @@ def jobs_show(catalog: Catalog, args, out: Output) -> None:
     lines = [
         f"job #{record.id}  {record.kind}  {record.status}" + (f"  (priority {record.priority})" if record.priority else ""),
         f"  character: {record.character or '-'}",
-        f"  progress: step {describe_progress(record)}"
+        f"  progress: step {describe.progress(record.step, record.total, missing='-')}"
         + (f"  loss {record.loss:.4f}" if record.loss is not None else "")
-        + (f"  eta {format_duration(record.eta_s)}" if record.eta_s is not None else "")
+        + (f"  eta {describe.duration(record.eta_s)}" if record.eta_s is not None else "")
         + (
             f"  (continues from step {record.resume_step})"
-            if record.status in ("queued", "paused", "failed", "cancelled") and record.step != record.resume_step
+            if record.status in (JobStatus.QUEUED, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED)
+            and record.step != record.resume_step
             else ""
         ),
         f"  window: {window}",

@@ -7,8 +7,8 @@ import sys
 
 from cli.output import Output, table
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.records import CharacterRecord, ReferenceRecord
+from core.catalog.records import CharacterRecord, ReferenceRecord
+from core.catalog.service import Catalog
 from storage.errors import LibraryError
 from storage.references import VIEWS, ReferenceTags
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from cli.output import Output, table
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.model_kinds import CONTROL_TYPES, FAMILIES, FAMILY_NAMES, KIND_NAMES, KINDS, article
-from core.model_registry import ModelRecord, ModelRegistry
+from core.catalog.service import Catalog
+from core.models.kinds import CONTROL_TYPES, FAMILIES, FAMILY_NAMES, KIND_NAMES, KINDS, article
+from core.models.registry import ModelRecord, ModelRegistry
 
 
 def register(tree: CommandTree) -> None:

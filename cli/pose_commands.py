@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cli.output import Output, table
 from cli.parser import CommandTree
-from core.catalog import Catalog
+from core.catalog.service import Catalog
 from core.pose.openpose_json import MAX_CANVAS, PoseFormatError
 from core.pose.presets import PosePreset, PresetLibrary
 from core.pose.skeleton import PoseSkeleton

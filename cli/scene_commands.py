@@ -8,8 +8,8 @@ from pathlib import Path
 from cli.generate_commands import ProgressBar, add_engine_options, describe_scores
 from cli.output import Output, table
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.records import timestamp
+from core.catalog.records import timestamp
+from core.catalog.service import Catalog
 from core.scene.model import Scene, SceneError
 from storage.errors import LibraryError
 
@@ -60,7 +60,7 @@ def read_scene(catalog: Catalog, reference: str, project: str | None) -> tuple[S
 
 def scene_render(catalog: Catalog, args, out: Output) -> None:
     from core.engine.pipeline_cache import MemoryOptions
-    from core.generation import GenerationService
+    from core.generation.service import GenerationService
     from core.scene.render import SceneRenderer
 
     scene, scene_id = read_scene(catalog, args.scene, args.project)

@@ -8,8 +8,8 @@ from pathlib import Path
 from cli.generate_commands import ProgressBar, add_engine_options
 from cli.output import Output
 from cli.parser import CommandTree
-from core.catalog import Catalog
-from core.engine.request import RequestError, parse_size
+from core.catalog.service import Catalog
+from core.generation.request import RequestError, parse_size
 from storage.errors import LibraryError
 
 
@@ -29,8 +29,8 @@ def register(tree: CommandTree) -> None:
 
 def sheet(catalog: Catalog, args, out: Output) -> None:
     from core.engine.pipeline_cache import MemoryOptions
-    from core.generation import GenerationService
-    from core.sheets import make_sheet
+    from core.generation.service import GenerationService
+    from core.sheets.render import make_sheet
 
     try:
         size = parse_size(args.size) if args.size else None

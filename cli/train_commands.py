@@ -10,7 +10,7 @@ from __future__ import annotations
 from cli.job_commands import add_queue_options
 from cli.output import Output
 from cli.parser import CommandTree
-from core.catalog import Catalog
+from core.catalog.service import Catalog
 from core.jobs.worker_lock import running_workers
 from core.training.config import TrainingConfig, add_train_arguments
 from core.training.enqueue import enqueue_training

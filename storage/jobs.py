@@ -33,10 +33,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFound
-from storage.schema import JOB_STATUSES, Job, utcnow
+from storage.schema import JOB_STATUSES, Job, JobStatus, utcnow
 
-ACTIVE_STATUSES = ("queued", "running", "paused")
-FINISHED_STATUSES = ("done", "failed", "cancelled")
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+FINISHED_STATUSES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 STOP_REASONS = ("pause", "cancel", "preempt", "window", "shutdown")
 # A worker whose heartbeat is older than this is taken for dead (when nothing better says so).
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
@@ -151,7 +151,7 @@ def add_job(
     now = now or utcnow()
     job = Job(
         kind=kind,
-        status="queued",
+        status=JobStatus.QUEUED,
         priority=priority,
         payload=payload,
         progress={},
@@ -202,8 +202,8 @@ def reap_dead_workers(
             continue
         progress = job.progress or {}
         add_event(job, "worker-lost", now, worker=job.worker_id, step=progress.get("step"), checkpoint=checkpoint_step(job))
-        if job.status == "running":
-            set_status(job, "queued", now)
+        if job.status == JobStatus.RUNNING:
+            set_status(job, JobStatus.QUEUED, now)
         job.worker_id = None
         job.heartbeat_at = None
         reaped.append(job)
@@ -213,7 +213,7 @@ def reap_dead_workers(
 
 def claimable_jobs(session: Session, kinds: Collection[str] | None = None, window_open: WindowCheck = _always_open) -> list[Job]:
     """Queued jobs that no worker holds and whose window is open now (in no particular order)."""
-    query = select(Job).where(Job.status == "queued", Job.worker_id.is_(None))
+    query = select(Job).where(Job.status == JobStatus.QUEUED, Job.worker_id.is_(None))
     if kinds is not None:
         query = query.where(Job.kind.in_(list(kinds)))
     return [job for job in session.scalars(query) if window_open(job)]
@@ -245,7 +245,7 @@ def claim_next(
     job = min(candidates, key=claim_order(interactive_kinds))
     step = checkpoint_step(job)
     event = "resume" if has_run(job) or step else "start"
-    set_status(job, "running", now)
+    set_status(job, JobStatus.RUNNING, now)
     job.worker_id = worker_id
     job.heartbeat_at = now
     job.started_at = job.started_at or now
@@ -306,8 +306,8 @@ def finish_job(session: Session, job_id: int, worker_id: str, result: dict[str, 
         return None
     job.result = result
     progress = job.progress or {}
-    if job.status != "cancelled":
-        set_status(job, "done", now)
+    if job.status != JobStatus.CANCELLED:
+        set_status(job, JobStatus.DONE, now)
         if progress.get("total"):
             merge_progress(job, {"step": progress["total"], "eta_s": 0}, now)
     add_event(job, "done", now, step=(job.progress or {}).get("step"), worker=worker_id)
@@ -320,8 +320,8 @@ def fail_job(session: Session, job_id: int, worker_id: str, error: str, now: dat
     if job is None:
         return None
     job.error = error
-    if job.status != "cancelled":
-        set_status(job, "failed", now)
+    if job.status != JobStatus.CANCELLED:
+        set_status(job, JobStatus.FAILED, now)
     add_event(job, "failed", now, step=(job.progress or {}).get("step"), worker=worker_id, error=error)
     _release(job, now)
     return job
@@ -337,12 +337,12 @@ def stop_job(session: Session, job_id: int, worker_id: str, reason: str, now: da
     if job is None:
         return None
     if reason == "cancel":
-        set_status(job, "cancelled", now)
+        set_status(job, JobStatus.CANCELLED, now)
     elif reason == "pause":
-        if job.status == "running":
-            set_status(job, "paused", now)
-    elif job.status == "running":
-        set_status(job, "queued", now)
+        if job.status == JobStatus.RUNNING:
+            set_status(job, JobStatus.PAUSED, now)
+    elif job.status == JobStatus.RUNNING:
+        set_status(job, JobStatus.QUEUED, now)
     add_event(job, "stopped", now, reason=reason, step=(job.progress or {}).get("step"), checkpoint=checkpoint_step(job), worker=worker_id)
     merge_progress(job, {"eta_s": None}, now)
     _release(job, now)

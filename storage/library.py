@@ -23,6 +23,15 @@ class Library:
     db: Database
     files: FileStore
 
+    def relative(self, path: Path | str) -> str:
+        """`path` as the library records it: relative to the library folder (so the library can
+        move), or absolute when it lies outside."""
+        resolved = Path(path).resolve()
+        try:
+            return resolved.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(resolved)
+
     def close(self) -> None:
         self.db.dispose()
 

@@ -10,6 +10,7 @@ clears it, and only `trash purge` removes rows (and then files no row points at)
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -253,6 +254,23 @@ class Scene(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class JobStatus(str, Enum):
+    """A job's status, as its row stores it (plain text: rows read back compare equal)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:  # the value, not "JobStatus.DONE", wherever a status is printed
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 class Job(Base):
     """One unit of GPU work (a generation or a training); its row is the authority on its state."""
 
@@ -261,7 +279,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     # step, total, loss, eta, sample file... as the worker reports them.
@@ -279,4 +297,4 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
-JOB_STATUSES = ("queued", "running", "paused", "done", "failed", "cancelled")
+JOB_STATUSES = tuple(status.value for status in JobStatus)

@@ -8,7 +8,7 @@ import sys
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from core.log_file import log_to_library
+from core.common.log_file import log_to_library
 from storage.errors import LibraryError
 from storage.library import open_library
 from storage.location import LIBRARY_ENV_VAR, resolve_library_dir

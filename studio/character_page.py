@@ -23,13 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.catalog import ImportReport
-from core.engine.request import GenerationRequest, RequestError
-from core.engine.request_options import request_from_options
-from core.generation_queries import list_generations
-from core.jobs.generation_jobs import enqueue_generation
+from core.catalog.records import CharacterRecord, ReferenceRecord
+from core.catalog.service import ImportReport
+from core.generation.jobs import enqueue_generation
+from core.generation.queries import list_generations
+from core.generation.request import GenerationRequest, RequestError
+from core.generation.request_options import request_from_options
 from core.jobs.queue import JobRecord
-from core.records import CharacterRecord, ReferenceRecord
 from storage.errors import LibraryError
 from studio.background_call import run_in_background
 from studio.consistency_box import DEFAULT_METHOD, DEFAULT_STRENGTH, ConsistencyBox

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QSlider, QWidget
 
-from core.catalog import CONSISTENCY_METHODS, MAX_IDENTITY_STRENGTH
+from core.catalog.service import CONSISTENCY_METHODS, MAX_IDENTITY_STRENGTH
 
 METHOD_LABELS = {
     "ip-adapter": "IP-Adapter (look from the references)",

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from core.catalog import Catalog
+from core.catalog.service import Catalog
 from core.jobs.queue import JobQueue
 from storage.library import Library
 

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QPainter, QPixmap
 
-from core.generation_queries import GalleryItem, GenerationFilter, count_gallery, gallery_page
+from core.generation.queries import GalleryItem, GenerationFilter, count_gallery, gallery_page
 from storage.library import Library
 from studio.library_reader import LibraryReader
 from studio.thumbnails import ThumbnailLoader

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.generation_queries import (
+from core.generation.queries import (
     FROM_SCENES,
     NOT_FROM_SCENES,
     GalleryChoices,

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from core.generation_queries import GenerationDetails
+from core.generation.queries import GenerationDetails
 from studio.thumbnails import ThumbnailLoader
 
 PREVIEW_SIZE = 384

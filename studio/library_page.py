@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.records import CharacterRecord, ProjectRecord
+from core.catalog.records import CharacterRecord, ProjectRecord
 from storage.errors import LibraryError
 from studio.character_page import CharacterPage, plain_label, title_label
 from studio.context import StudioContext

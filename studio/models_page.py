@@ -42,7 +42,7 @@ from studio.settings_panel import SettingsPanel
 
 COLUMNS = ("Name", "Kind", "Family", "Control type", "Default", "Size", "SHA-256", "Character", "Path")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
-# As core.model_files names them; repeated here because that module may import torch (pickles).
+# As core.models.inspection names them; repeated here because that module may import torch (pickles).
 CONTROL_TYPES = (
     "openpose", "depth", "canny", "lineart", "scribble", "softedge", "normal", "seg", "tile", "mlsd", "ip2p", "inpaint", "instantid",
 )  # fmt: skip

@@ -49,6 +49,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.common import describe
+from core.jobs.kinds import is_training_kind
 from core.jobs.queue import JobRecord, JobRefused
 from storage.errors import LibraryError
 from studio.context import StudioContext
@@ -65,31 +67,12 @@ FAILED_COLOR = QColor(200, 40, 40)
 
 
 # -- how a job reads -------------------------------------------------------------------------------
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
-
-
 def describe_window(record: JobRecord) -> str:
-    if record.not_before and record.not_after:
-        return f"{record.not_before}–{record.not_after}"
-    if record.not_before:
-        return f"from {record.not_before}"
-    if record.not_after:
-        return f"until {record.not_after}"
-    return ""
+    return describe.window(record.not_before, record.not_after)
 
 
 def describe_progress(record: JobRecord) -> str:
-    if record.total:
-        return f"{record.step}/{record.total}"
-    return str(record.step) if record.step else ""
+    return describe.progress(record.step, record.total)
 
 
 def local_time(stamp: str | None) -> str:
@@ -103,7 +86,7 @@ def local_time(stamp: str | None) -> str:
 
 
 def is_training(record: JobRecord) -> bool:
-    return record.kind.startswith("train") or bool(record.losses)
+    return is_training_kind(record.kind) or bool(record.losses)
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -162,7 +145,7 @@ class JobTableModel(QAbstractTableModel):
         if name == "Loss":
             return f"{record.loss:.4f}" if record.loss is not None else ""
         if name == "ETA":
-            return format_duration(record.eta_s) if record.status == "running" else ""
+            return describe.duration(record.eta_s) if record.status == "running" else ""
         if name == "Window":
             return describe_window(record)
         return record.note
@@ -438,7 +421,7 @@ class JobDetails(QWidget):
         if record.loss is not None:
             parts.append(f"loss {record.loss:.4f}")
         if record.status == "running" and record.eta_s is not None:
-            parts.append(f"about {format_duration(record.eta_s)} left")
+            parts.append(f"about {describe.duration(record.eta_s)} left")
         if describe_window(record):
             parts.append(f"runs {describe_window(record)}")
         note = record.note if not record.error else ""

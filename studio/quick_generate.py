@@ -1,6 +1,6 @@
 """The character page's quick generate box, and the strip its results appear in.
 
-The box reads as `generate` flags (core.engine.request_options builds the request, as for the
+The box reads as `generate` flags (core.generation.request_options builds the request, as for the
 CLI). A queued job holds its place in the strip until the worker finishes it; then its images
 replace it, or it says why it failed.
 """
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.engine.request import GenerationRequest
+from core.generation.request import GenerationRequest
 from core.jobs.queue import JobRecord
 from studio.thumbnails import ThumbnailLoader
 

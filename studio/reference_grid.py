@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QWidget
 
-from core.records import ReferenceRecord
+from core.catalog.records import ReferenceRecord
 from studio.thumbnails import ThumbnailLoader
 
 THUMBNAIL_SIZE = 160

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QPushButton, QWidget
 
-from core.records import ReferenceRecord
+from core.catalog.records import ReferenceRecord
 from storage.references import VIEWS, ReferenceTags
 
 EXPRESSIONS = ("neutral", "happy", "angry", "sad", "surprised")

@@ -1,7 +1,7 @@
 """Sheets: a turnaround or expression sheet of a character, made by the worker, previewed and
 exported as PNG or PDF.
 
-"Make sheet" (Ctrl+Enter) puts a "sheet" job on the queue (core/sheet_jobs.py makes it); the
+"Make sheet" (Ctrl+Enter) puts a "sheet" job on the queue (core/sheets/jobs.py makes it); the
 page follows it through `jobs_updated` from the studio's job poller and previews the sheet when
 it is done. Every sheet made of the chosen character (its finished "sheet" jobs) is listed, so an
 earlier one can be previewed and exported again. Reads, writes and image decoding run on the
@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.engine.request import IDENTITY_METHODS
+from core.generation.request import IDENTITY_METHODS
 from core.jobs.queue import JobRecord
-from core.sheet_request import DEFAULT_PANEL_SIZE, SHEET_JOB_KIND, SHEET_KINDS, SheetRequest, sheet_file_stem
+from core.sheets.request import DEFAULT_PANEL_SIZE, SHEET_JOB_KIND, SHEET_KINDS, SheetRequest, sheet_file_stem
 from storage.errors import LibraryError
 from studio.background_call import run_in_background
 from studio.context import StudioContext

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.catalog import Catalog
+from core.catalog.service import Catalog
 from core.jobs.queue import JobRecord
 from core.training.config import TrainingConfig
 from core.training.enqueue import enqueue_training

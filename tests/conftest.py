@@ -28,7 +28,7 @@ def library(tmp_path):
 
 @pytest.fixture
 def catalog(library):
-    from core.catalog import Catalog
+    from core.catalog.service import Catalog
 
     return Catalog(library)
 

@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.engine.request import GenerationRequest, IdentityEntry, LoraEntry
-from core.generation import CACHE_DIRNAME, GenerationService
-from core.model_registry import ModelRegistry
-from core.tiny_models import (
+from core.demo.tiny_models import (
     save_tiny_checkpoint,
     save_tiny_image_encoder,
     save_tiny_ip_adapter,
@@ -21,6 +18,9 @@ from core.tiny_models import (
     save_tiny_kohya_lora,
     save_tiny_peft_lora,
 )
+from core.generation.request import GenerationRequest, IdentityEntry, LoraEntry
+from core.generation.service import CACHE_DIRNAME, GenerationService
+from core.models.registry import ModelRegistry
 from storage.library import open_library
 from tests import image_corpus
 
@@ -30,7 +30,7 @@ IP_ADAPTERS = {"tiny-ip": "base", "tiny-plus": "plus", "tiny-full-face": "full-f
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     """Tiny models laid out as h94/IP-Adapter lays them out (adapters beside models/image_encoder/)."""
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("adapter-formats")

@@ -12,7 +12,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from core.catalog import Catalog
+    from core.catalog.service import Catalog
     from storage.errors import Conflict
     from storage.library import open_library
     from tests import image_corpus
@@ -58,7 +58,7 @@ def test_two_processes_write_at_once_without_locking_errors(tmp_path):
         assert writer.returncode == 0, stderr
         assert stdout.strip() == "ok"
 
-    from core.catalog import Catalog
+    from core.catalog.service import Catalog
     from storage.library import open_library
 
     with open_library(library_dir) as library:

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.engine.request import GenerationRequest, IdentityEntry
-from core.generation_queries import get_generation, list_generations
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.generation.queries import get_generation, list_generations
+from core.generation.request import GenerationRequest, IdentityEntry
 from core.identity.consistency import FaceScorer, ScoredRegion, cosine, twin_face_warnings
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     quiet_libraries()
@@ -101,7 +101,7 @@ def test_a_nan_render_is_kept_flagged_and_unscored(studio, monkeypatch):
     """fp16 overflowing in the VAE decodes to NaN, which the pipeline turns into one flat colour."""
     from diffusers import AutoencoderKL
 
-    from core.generation import FLAT_IMAGE_WARNING
+    from core.generation.service import FLAT_IMAGE_WARNING
 
     library, service = studio
     decode = AutoencoderKL.decode

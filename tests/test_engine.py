@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.demo.tiny_models import build_tiny_model_set
 from core.engine.devices import choose_device
 from core.engine.image_embeddings import EncoderInput
 from core.engine.pipeline_cache import WeightsRef
-from core.engine.request import GenerationRequest
 from core.engine.runner import Cancelled, ControlPlan, Engine, IdentityPlan, RenderPlan
-from core.tiny_models import build_tiny_model_set
+from core.generation.request import GenerationRequest
 from tests import image_corpus
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("tiny-models")
@@ -139,7 +139,7 @@ def test_progress_reports_every_step_with_a_preview_and_cancel_stops(tiny, tmp_p
 
 def test_memory_budget_evicts_the_least_recently_used_base(tiny, tmp_path):
     refs, _, root = tiny
-    from core.tiny_models import save_tiny_checkpoint
+    from core.demo.tiny_models import save_tiny_checkpoint
 
     second = WeightsRef("second", "checkpoint", save_tiny_checkpoint(Path(root) / "second", seed=7), "second".ljust(64, "0"), "sd15")
     engine = Engine(choose_device("cpu"), tmp_path, memory_budget_bytes=1)  # room for one base at a time

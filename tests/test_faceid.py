@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.engine.request import GenerationRequest, IdentityEntry, LoraEntry
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.generation.request import GenerationRequest, IdentityEntry, LoraEntry
 from storage.errors import LibraryError
 
 
@@ -27,10 +27,10 @@ class FixedFaces:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set, save_tiny_ip_adapter_faceid
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set, save_tiny_ip_adapter_faceid
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     quiet_libraries()
@@ -142,8 +142,8 @@ def test_faceid_per_placement_in_a_scene(studio):
             Placement(character="Kael", project=DEMO_PROJECT, box=(64, 0, 64, 64), pose=standing.to_json(), method="ip-adapter"),
         ),
     )
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import save_tiny_controlnet
+    from core.demo.tiny_models import save_tiny_controlnet
+    from core.models.registry import ModelRegistry
 
     registry = ModelRegistry(service.library)
     if not registry.list(kind="controlnet"):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.engine.request import GenerationRequest, IdentityEntry
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.generation.request import GenerationRequest, IdentityEntry
 
 
 class FixedFaces:
@@ -34,10 +34,10 @@ class FixedFaces:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set, save_tiny_ip_adapter_faceid_plus
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set, save_tiny_ip_adapter_faceid_plus
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     quiet_libraries()
@@ -69,7 +69,7 @@ def pixels(record) -> np.ndarray:
 
 
 def test_plus_and_plusv2_register_by_their_published_names(studio):
-    from core.model_registry import ModelRegistry
+    from core.models.registry import ModelRegistry
 
     library, _ = studio
     registry = ModelRegistry(library)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog import Catalog
-from core.model_files import inspect_model_path
+from core.catalog.service import Catalog
+from core.models.inspection import inspect_model_path
 from storage.errors import LibraryError
 from tests.onnx_face_models import expected_face, write_face_models
 
@@ -26,7 +26,7 @@ def painted(path, left: bool, right: bool, texture_seed: int = 0):
 
 @pytest.fixture
 def faces_library(library, tmp_path):
-    from core.model_registry import ModelRegistry
+    from core.models.registry import ModelRegistry
 
     folder = write_face_models(tmp_path / "antelope-tiny")
     record = ModelRegistry(library).add(folder, name="tiny-faces")
@@ -98,7 +98,7 @@ def test_without_face_models_the_message_says_what_to_register(library):
 
 
 def test_faceid_from_the_cli_with_face_scores(cli, tmp_path):
-    from core.tiny_models import save_tiny_checkpoint, save_tiny_ip_adapter_faceid
+    from core.demo.tiny_models import save_tiny_checkpoint, save_tiny_ip_adapter_faceid
 
     folder = write_face_models(tmp_path / "faces")
     for args in (
@@ -168,7 +168,7 @@ def test_instantid_gets_the_raw_mean_identity_and_faceid_the_normed_one(faces_li
 
 def test_an_unzipped_antelopev2_with_its_models_one_folder_down_is_found_and_used(library, tmp_path):
     from core.identity.face_analysis import FaceAnalyzer
-    from core.model_registry import ModelRegistry
+    from core.models.registry import ModelRegistry
 
     unzipped = tmp_path / "models" / "antelopev2"
     write_face_models(unzipped / "antelopev2")  # as antelopev2.zip unpacks: antelopev2/antelopev2/*.onnx

@@ -52,7 +52,7 @@ def test_demo_renders_each_character_through_the_real_path(demo_library):
 
 def test_generate_then_make_it_again_from_the_png(demo_library, tmp_path):
     pose = tmp_path / "pose.png"
-    from core.demo_render import pose_sketch
+    from core.demo.render import pose_sketch
 
     pose_sketch(64, lean=5).save(pose)
     made = demo_library(

@@ -10,15 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.demo_render import pose_sketch
-from core.engine.png_metadata import read_png_metadata
-from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry
-from core.generation import GenerationRefused, GenerationService
-from core.generation_queries import get_generation, list_generations
-from core.model_registry import ModelRegistry
-from core.tiny_models import build_tiny_model_set, save_tiny_kohya_lora
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.demo.render import pose_sketch
+from core.demo.tiny_models import build_tiny_model_set, save_tiny_kohya_lora
+from core.generation.png_metadata import read_png_metadata
+from core.generation.queries import get_generation, list_generations
+from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry
+from core.generation.service import GenerationRefused, GenerationService
+from core.models.registry import ModelRegistry
 from storage.errors import LibraryError
 from storage.library import open_library
 
@@ -26,7 +26,7 @@ from storage.library import open_library
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     """A library with the demo characters and the tiny models registered, shared by the module."""
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("generation")

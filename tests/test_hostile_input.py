@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from core.engine.png_metadata import APP_CHUNK
-from core.engine.request import GenerationRequest, RequestError
+from core.generation.png_metadata import APP_CHUNK
+from core.generation.request import GenerationRequest, RequestError
 
 
 def library_state(root) -> tuple[dict[str, str], list[str]]:
@@ -292,8 +292,8 @@ def test_library_warnings_go_to_the_log_not_the_terminal(prepared, monkeypatch):
     the app's own lines only."""
     import warnings
 
-    from core.catalog import Catalog
-    from core.log_file import log_path
+    from core.catalog.service import Catalog
+    from core.common.log_file import log_path
 
     listing = Catalog.list_characters
 

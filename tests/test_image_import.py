@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.image_import import ImageRefused, read_image_file
+from core.catalog.image_import import ImageRefused, read_image_file
 from tests import image_corpus
 
 

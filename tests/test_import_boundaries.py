@@ -38,7 +38,7 @@ def test_the_contracts_catch_a_violation(tmp_path):
 
 def test_light_layers_load_no_heavy_modules_at_runtime():
     code = (
-        "import sys, main, cli.app, core.catalog, core.demo_library, storage.library;"
+        "import sys, main, cli.app, core.catalog.service, core.demo.library, storage.library;"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'PySide6', 'cv2') if m in sys.modules];"
         "print(','.join(heavy))"
     )

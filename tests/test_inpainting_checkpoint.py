@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from core.demo.tiny_models import build_tiny_pipeline, save_tiny_controlnet, save_tiny_image_encoder, save_tiny_ip_adapter
 from core.engine.devices import choose_device
 from core.engine.image_embeddings import EncoderInput
 from core.engine.pipeline_cache import EngineError, WeightsRef
-from core.engine.request import GenerationRequest
 from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, RegionPlan, RenderPlan
-from core.tiny_models import build_tiny_pipeline, save_tiny_controlnet, save_tiny_image_encoder, save_tiny_ip_adapter
+from core.generation.request import GenerationRequest
 from tests import image_corpus
 from tests.ldm_layout import write_ldm_checkpoint
 
@@ -27,7 +27,7 @@ SEED = 0
 @pytest.fixture(scope="module")
 def inpainting(tmp_path_factory):
     """The tiny SD1.5 inpainting pipeline (in memory), saved as a diffusers folder and as a single file."""
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("inpainting")
@@ -66,8 +66,8 @@ def through_vae(pipe, image: Image.Image) -> np.ndarray:
 
 
 def test_registered_inpainting_checkpoints_render_prompt_only_images(inpainting, library):
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
 
     _, folder, single, _ = inpainting
     registry = ModelRegistry(library)
@@ -146,7 +146,7 @@ def test_controlnets_regions_identities_and_detail_passes_apply(inpainting, tmp_
 
 
 def test_an_sdxl_inpainting_checkpoint_renders_plain_from_a_start_and_controlled(tmp_path):
-    from core.tiny_models import save_tiny_checkpoint
+    from core.demo.tiny_models import save_tiny_checkpoint
 
     folder = save_tiny_checkpoint(tmp_path / "tiny-sdxl-inpainting", "sdxl", SEED, inpainting=True)
     base = WeightsRef("xl-inpainting", "checkpoint", folder, sha256="a" * 64, family="sdxl", inpainting=True)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.engine.request import GenerationRequest, IdentityEntry
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.generation.request import GenerationRequest, IdentityEntry
 from core.identity.keypoints import KEYPOINT_COLORS, draw_face_keypoints, place_keypoints
 from storage.errors import LibraryError
 
@@ -50,10 +50,10 @@ def test_keypoints_move_with_the_face_box():
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set, save_tiny_controlnet, save_tiny_ip_adapter_plus
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set, save_tiny_controlnet, save_tiny_ip_adapter_plus
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     quiet_libraries()
@@ -139,7 +139,7 @@ def test_instantid_resampler_reads_the_raw_arcface_embedding_not_a_unit_vector(s
 
 
 def test_instantid_changes_the_image_and_reproduces_from_its_png(studio):
-    from core.engine.png_metadata import read_png_metadata
+    from core.generation.png_metadata import read_png_metadata
 
     _, service = studio
     [instant] = service.generate(request())
@@ -150,8 +150,8 @@ def test_instantid_changes_the_image_and_reproduces_from_its_png(studio):
 
 def test_instantid_refuses_an_sd15_base(studio, tmp_path):
     library, service = studio
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import save_tiny_checkpoint
+    from core.demo.tiny_models import save_tiny_checkpoint
+    from core.models.registry import ModelRegistry
 
     ModelRegistry(library).add(save_tiny_checkpoint(tmp_path / "sd15"), name="tiny-15")
     with pytest.raises(LibraryError, match="InstantID works on SDXL checkpoints only"):
@@ -159,11 +159,11 @@ def test_instantid_refuses_an_sd15_base(studio, tmp_path):
 
 
 def test_instantid_with_an_openpose_controlnet_in_a_scene(studio):
-    from core.model_registry import ModelRegistry
+    from core.demo.tiny_models import save_tiny_controlnet
+    from core.models.registry import ModelRegistry
     from core.pose.skeleton import Keypoint, PersonPose
     from core.scene.model import Placement, Scene
     from core.scene.render import SceneRenderer
-    from core.tiny_models import save_tiny_controlnet
 
     library, service = studio
     ModelRegistry(library).add(

@@ -472,10 +472,10 @@ def test_jobs_commands_list_show_pause_cancel(cli):
 @pytest.fixture
 def tiny_studio(cli):
     """The CLI's library with the demo characters and a tiny SD1.5 checkpoint registered."""
-    from core.catalog import Catalog
-    from core.demo_library import build_demo_library
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import save_tiny_checkpoint
+    from core.catalog.service import Catalog
+    from core.demo.library import build_demo_library
+    from core.demo.tiny_models import save_tiny_checkpoint
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     checkpoint = save_tiny_checkpoint(cli.library_dir.parent / "models" / "tiny")

@@ -17,8 +17,8 @@ def test_flag_beats_env_beats_user_data_dir(monkeypatch, tmp_path):
 
 
 def test_a_library_folder_can_be_moved_whole(tmp_path):
-    from core.catalog import Catalog
-    from core.demo_library import build_demo_library
+    from core.catalog.service import Catalog
+    from core.demo.library import build_demo_library
     from storage.library import open_library
 
     with open_library(tmp_path / "old") as library:

@@ -67,10 +67,10 @@ def unmet(requirements: list[str], pins: dict[str, Version], where: str) -> list
         requirement = Requirement(text)
         name = canonicalize_name(requirement.name)
         if name not in pins:
-            problems.append(f"{requirement.name} is in pyproject.toml but not in {where}: run scripts/refresh_lock.sh")
+            problems.append(f"{requirement.name} is in pyproject.toml but not in {where}: run tools/refresh_lock.sh")
         elif not requirement.specifier.contains(pins[name], prereleases=True):
             problems.append(
-                f"{where} pins {name}=={pins[name]}, outside pyproject.toml's {requirement.specifier}: run scripts/refresh_lock.sh"
+                f"{where} pins {name}=={pins[name]}, outside pyproject.toml's {requirement.specifier}: run tools/refresh_lock.sh"
             )
     return problems
 
@@ -119,7 +119,7 @@ def test_the_installed_venv_is_the_lock_and_the_lock_is_closed(app_pins, dev_pin
         for requirement in requirements_of(name, extras):
             wanted = canonicalize_name(requirement.name)
             given = canonicalize_name(STAND_INS.get(wanted, wanted))
-            assert given in pins, f"{name} needs {requirement}, which no lock file pins: run scripts/refresh_lock.sh"
+            assert given in pins, f"{name} needs {requirement}, which no lock file pins: run tools/refresh_lock.sh"
             if given == wanted:
                 assert requirement.specifier.contains(pins[given], prereleases=True), (
                     f"{name} needs {requirement}, the lock has {pins[given]}"
@@ -132,8 +132,8 @@ def test_a_lock_that_disagrees_with_pyproject_is_caught(tmp_path):
     lock.write_text("# header\ndiffusers==0.29.0\ntorch==2.13.0\n")
     problems = unmet(["diffusers>=0.30,<0.43", "torch>=2.2,<3", "peft>=0.12"], read_lock(lock), "requirements.lock")
     assert problems == [
-        "requirements.lock pins diffusers==0.29.0, outside pyproject.toml's <0.43,>=0.30: run scripts/refresh_lock.sh",
-        "peft is in pyproject.toml but not in requirements.lock: run scripts/refresh_lock.sh",
+        "requirements.lock pins diffusers==0.29.0, outside pyproject.toml's <0.43,>=0.30: run tools/refresh_lock.sh",
+        "peft is in pyproject.toml but not in requirements.lock: run tools/refresh_lock.sh",
     ]
     lock.write_text("diffusers>=0.30\n")
     with pytest.raises(AssertionError, match="not an exact pin"):

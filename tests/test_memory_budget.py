@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from core.common.memory_budget import budget_from_gigabytes, default_budget_bytes
 from core.engine.devices import choose_device
-from core.engine.memory_budget import budget_from_gigabytes, default_budget_bytes
 from core.engine.pipeline_cache import EngineError, PipelineCache, WeightsRef
-from core.engine.request import GenerationRequest
 from core.engine.runner import ControlPlan, Engine, RenderPlan
+from core.generation.request import GenerationRequest
 from core.jobs.worker import describe_failure
 from core.jobs.worker_memory import describe_memory
 
@@ -24,8 +24,8 @@ def weights(name: str, kind: str, path: Path) -> WeightsRef:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.tiny_models import (
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import (
         save_tiny_checkpoint,
         save_tiny_controlnet,
         save_tiny_kohya_lora,

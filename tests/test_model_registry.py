@@ -6,9 +6,11 @@ import os
 
 import pytest
 
-from core import model_files
-from core.model_files import ModelFileError, inspect_model_path
-from core.model_registry import IncompatibleModel, ModelRegistry
+from core.models import hashing
+from core.models import registry as registry_module
+from core.models.inspection import guess_control_type, inspect_model_path
+from core.models.registry import IncompatibleModel, ModelRegistry
+from core.models.weights_files import ModelFileError
 from storage.errors import Conflict, LibraryError, NotFound
 from tests import model_fixtures as mf
 from tests.test_cli import assert_one_line_error
@@ -114,8 +116,8 @@ def test_controlnets_and_control_type(tmp_path):
     assert (ldm.family, ldm.format, ldm.details["control_type"]) == ("sdxl", "single-file", "depth")
     single = inspect_model_path(mf.controlnet_diffusers_file(tmp_path / "weights.safetensors"))
     assert (single.family, single.format, single.details["control_type_source"]) == ("sdxl", "diffusers", "unknown")
-    assert model_files.guess_control_type(tmp_path / "control_sd15_seg.pth") == "seg"
-    assert model_files.guess_control_type(tmp_path / "segmentation-free.pth") is None
+    assert guess_control_type(tmp_path / "control_sd15_seg.pth") == "seg"
+    assert guess_control_type(tmp_path / "segmentation-free.pth") is None
 
 
 def test_image_encoder_folder(tmp_path):
@@ -211,9 +213,9 @@ def test_single_file_checkpoint_with_config_folder(registry, tmp_path):
 def test_sha256_cached_against_size_and_mtime(registry, tmp_path, monkeypatch):
     path = mf.kohya_lora_sd15(tmp_path / "style.safetensors")
     record = registry.add(path)
-    assert record.sha256 == model_files.sha256_of_file(path)
+    assert record.sha256 == hashing.sha256_of_file(path)
     calls = []
-    monkeypatch.setattr(model_files, "sha256_of_path", lambda p: calls.append(p) or "f" * 64)
+    monkeypatch.setattr(registry_module, "sha256_of_path", lambda p: calls.append(p) or "f" * 64)
     assert registry.sha256_of(record) == record.sha256 and calls == []
     with path.open("ab") as handle:
         handle.write(b"\0")  # the file changed: size (and mtime) differ, so it is hashed again
@@ -224,7 +226,7 @@ def test_sha256_cached_against_size_and_mtime(registry, tmp_path, monkeypatch):
     monkeypatch.undo()
     folder = mf.controlnet_folder(tmp_path / "cn")
     cn = registry.add(folder)
-    assert registry.sha256_of(cn) == cn.sha256 == model_files.sha256_of_path(folder)
+    assert registry.sha256_of(cn) == cn.sha256 == hashing.sha256_of_path(folder)
     os.utime(folder / "diffusion_pytorch_model.safetensors", (1, 1))
     assert registry.sha256_of(cn) == cn.sha256  # same bytes, new mtime: hashed again, same answer
 

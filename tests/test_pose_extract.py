@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import model_files
-from core.model_files import ModelFileError, inspect_model_path
-from core.model_registry import ModelRegistry
+from core.models import hashing
+from core.models.inspection import inspect_model_path
+from core.models.registry import ModelRegistry
+from core.models.weights_files import ModelFileError
 from core.pose.extract import NO_ESTIMATOR, NoPoseEstimator, extract_poses
 from core.pose.skeleton import BODY_KEYPOINTS, PoseSkeleton
 from storage.errors import Conflict, LibraryError
@@ -123,8 +124,8 @@ def test_a_dwpose_folder_is_a_pose_estimator_by_its_signatures(registry, tmp_pat
     record = registry.add(folder, kind="pose-estimator")
     assert (record.name, record.kind, record.details["detector"]) == ("openpose", "pose-estimator", "pose.onnx")
     # The hash covers the two ONNX files, not the unrelated .pth.
-    assert [f.name for f in model_files.weight_files(folder)] == ["pose.onnx", "yolox.onnx"]
-    assert record.sha256 == model_files.sha256_of_path(folder)
+    assert [f.name for f in hashing.weight_files(folder)] == ["pose.onnx", "yolox.onnx"]
+    assert record.sha256 == hashing.sha256_of_path(folder)
     assert [r.name for r in registry.list("pose-estimator")] == ["openpose"]
 
 

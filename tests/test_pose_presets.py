@@ -12,8 +12,8 @@ from PIL import Image
 
 from core.pose import PoseSkeleton
 from core.pose.presets import SHIPPED_PRESETS_DIR, PresetLibrary, UnknownPose, preset_slug, thumbnail_size
-from resources.poses import build_presets
 from storage.errors import LibraryError
+from tools import build_pose_presets as build_presets
 
 SINGLE = [
     "standing", "walking", "running", "sitting",
@@ -127,7 +127,7 @@ def test_files_and_thumbnails_match_the_build_script(presets):
     shipped = {path.stem: path.read_text(encoding="utf-8") for path in SHIPPED_PRESETS_DIR.glob("*.json")}
     assert shipped.keys() == documents.keys()
     stale = [slug for slug, text in documents.items() if shipped[slug] != text]
-    assert stale == [], "run `python resources/poses/build_presets.py`"
+    assert stale == [], "run `python -m tools.build_pose_presets`"
     for preset in presets.list():
         assert preset.thumbnail.is_file(), preset.name
         with Image.open(preset.thumbnail) as image:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from core.catalog import ImportRefused
+from core.catalog.service import ImportRefused
 from storage.errors import Conflict, NotFound
 from storage.references import ReferenceTags
 from storage.schema import ReferenceImage, StoredFile

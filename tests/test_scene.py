@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
 from core.pose.skeleton import Keypoint, PersonPose, PoseSkeleton
 from core.scene.compile import compile_scene
 from core.scene.model import Placement, Scene, SceneError
@@ -147,11 +147,11 @@ def test_unknown_pose_preset_names_the_placement():
 # -- rendering on tiny models -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
     from core.scene.render import SceneRenderer
-    from core.tiny_models import build_tiny_model_set
     from storage.library import open_library
 
     quiet_libraries()
@@ -215,7 +215,7 @@ def test_a_placement_lora_changes_only_its_own_region(studio):
 def test_the_whole_two_character_pipeline_runs_in_bf16_on_the_cpu(studio):
     """IP-Adapter for both, ControlNet, regional prompts and a LoRA detail pass, in bfloat16: a
     dtype mismatch anywhere on that path fails here rather than on the user's GPU."""
-    from core.generation import GenerationService
+    from core.generation.service import GenerationService
     from core.scene.render import SceneRenderer
 
     library, _, _ = studio

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.sheets import EXPRESSIONS, TURNAROUND_VIEWS, export_sheet, layout_sheet
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.sheets.render import EXPRESSIONS, TURNAROUND_VIEWS, export_sheet, layout_sheet
 from storage.errors import LibraryError
 from storage.references import ReferenceTags
 
@@ -39,10 +39,10 @@ def test_export_writes_png_and_a_one_page_pdf(tmp_path):
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
     from storage.library import open_library
 
     quiet_libraries()
@@ -58,7 +58,7 @@ def studio(tmp_path_factory):
 
 
 def test_turnaround_sheet_renders_four_posed_panels_and_a_panel_goes_back_as_a_reference(studio, tmp_path):
-    from core.sheets import make_sheet
+    from core.sheets.render import make_sheet
 
     library, service, _ = studio
     sheet = make_sheet(library, "Aria", "turnaround", tmp_path / "aria.png", service, DEMO_PROJECT, size=(64, 96), seed=9, steps=2)
@@ -80,7 +80,7 @@ def test_turnaround_sheet_renders_four_posed_panels_and_a_panel_goes_back_as_a_r
 
 
 def test_expression_sheet_has_six_labelled_panels(studio, tmp_path):
-    from core.sheets import make_sheet
+    from core.sheets.render import make_sheet
 
     library, service, _ = studio
     sheet = make_sheet(library, "Kael", "expressions", tmp_path / "kael.pdf", service, DEMO_PROJECT, size=(64, 64), seed=3, steps=2)

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
+from core.demo.tiny_models import build_tiny_pipeline, save_tiny_checkpoint
 from core.engine.devices import choose_device
 from core.engine.pipeline_cache import WeightsRef
-from core.engine.request import GenerationRequest
 from core.engine.runner import Engine, RenderPlan
-from core.tiny_models import build_tiny_pipeline, save_tiny_checkpoint
+from core.generation.request import GenerationRequest
 from tests.ldm_layout import write_ldm_checkpoint
 
 FAMILIES = ("sd15", "sdxl")
@@ -34,7 +34,7 @@ def tiny_twin(folder: Path, family: str):
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """family -> (diffusers twin folder, single file written from the same weights)."""
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("single-file")
@@ -117,8 +117,8 @@ def test_engine_renders_the_single_file_like_its_twin(checkpoints, family, tmp_p
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_registered_single_file_generates_like_its_registered_twin(checkpoints, family, library):
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
 
     twin, single = checkpoints[family]
     registry = ModelRegistry(library)

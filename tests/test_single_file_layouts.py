@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import model_files, model_layouts
 from core.engine.single_file_loading import controlnet_from_file, ldm_controlnet_to_diffusers, scheduler_overrides
-from core.model_files import ModelFileError, TensorIndex
+from core.models import inspection
+from core.models import layouts as model_layouts
+from core.models.weights_files import ModelFileError, TensorIndex
 from resources import CONTROLNET_VARIANTS, controlnet_config_dir, model_config_dir
 from tests.ldm_layout import UNET_PREFIX, controlnet_in_layout, unet_to_ldm
 
@@ -41,7 +42,7 @@ def test_shipped_controlnet_configs_fit_every_layout_at_real_size(variant, tmp_p
         written = controlnet_in_layout(state, layout)
         index = index_of(written)
         assert model_layouts.controlnet_layout(index) == layout
-        found = model_files._inspect_file(tmp_path / f"{variant}-{layout}.safetensors", index)
+        found = inspection._inspect_file(tmp_path / f"{variant}-{layout}.safetensors", index)
         assert (found.kind, found.family) == ("controlnet", CONTROLNET_FAMILY[variant])
         assert (found.details["layout"], found.details["controlnet_config"]) == (layout, variant)
         read_back = written if layout == "diffusers" else ldm_controlnet_to_diffusers(written, config)
@@ -54,8 +55,8 @@ def test_a_controlnet_no_shipped_config_fits_needs_config_dir(tmp_path, library)
     from diffusers import ControlNetModel
     from safetensors.torch import save_file
 
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import tiny_unet
+    from core.demo.tiny_models import tiny_unet
+    from core.models.registry import ModelRegistry
 
     # The reference control image encoder (16, 32, 96, 256): diffusers' LDM converter knows no other.
     torch.manual_seed(0)
@@ -81,13 +82,13 @@ def test_hostile_controlnet_files_are_refused_in_one_line(tmp_path):
 
     half = mf.save(tmp_path / "half.safetensors", {"time_embed.0.weight": mf.t(4, 4), "input_blocks.0.0.weight": mf.t(4, 4, 3, 3)})
     with pytest.raises(ModelFileError, match="not a checkpoint, LoRA, ControlNet"):
-        model_files.inspect_model_path(half)
+        inspection.inspect_model_path(half)
     sd21 = {
         "control_model.time_embed.0.weight": mf.t(4, 4),
         "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": mf.t(1, 1024),
     }
     with pytest.raises(ModelFileError, match="SD 2.x"):
-        model_files.inspect_model_path(mf.save(tmp_path / "cn21.safetensors", sd21))
+        inspection.inspect_model_path(mf.save(tmp_path / "cn21.safetensors", sd21))
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def test_checkpoint_variants_at_real_size(name, tmp_path):
     state = unet.state_dict()
     written = {UNET_PREFIX + k: v for k, v in unet_to_ldm(state, 2).items()}
     shapes = {k: tuple(v.shape) for k, v in written.items()} | TEXT_ENCODER_MARKERS[family] | extra
-    found = model_files._inspect_file(tmp_path / f"{name}.safetensors", TensorIndex(shapes, dict.fromkeys(shapes, "F16"), {}, {}))
+    found = inspection._inspect_file(tmp_path / f"{name}.safetensors", TensorIndex(shapes, dict.fromkeys(shapes, "F16"), {}, {}))
     assert (found.kind, found.family, found.details["in_channels"]) == ("checkpoint", family, in_channels)
     assert found.details["variant"] == ("inpainting" if in_channels == 9 else "base")
     v_pred = "v_pred" in extra
@@ -137,7 +138,7 @@ def test_checkpoint_variants_at_real_size(name, tmp_path):
 def test_other_unet_inputs_refused_naming_what_is_supported(in_channels, fragment, tmp_path):
     shapes = {"model.diffusion_model.input_blocks.0.0.weight": (320, in_channels, 3, 3)} | TEXT_ENCODER_MARKERS["sd15"]
     with pytest.raises(ModelFileError, match=fragment) as refused:
-        model_files._inspect_file(tmp_path / "odd.safetensors", TensorIndex(shapes, dict.fromkeys(shapes, "F16"), {}, {}))
+        inspection._inspect_file(tmp_path / "odd.safetensors", TensorIndex(shapes, dict.fromkeys(shapes, "F16"), {}, {}))
     assert "only base (4-channel) and inpainting (9-channel)" in str(refused.value)
 
 

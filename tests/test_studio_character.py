@@ -17,9 +17,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTime, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
-from core.catalog import Catalog
-from core.demo_library import build_demo_library
-from core.engine.request import GenerationRequest, IdentityEntry, LoraEntry
+from core.catalog.service import Catalog
+from core.demo.library import build_demo_library
+from core.generation.request import GenerationRequest, IdentityEntry, LoraEntry
 from storage import faces as face_store
 from storage.library import open_library
 from storage.schema import RegisteredModel
@@ -280,8 +280,8 @@ def test_a_bad_size_is_refused_with_a_message(character_page, context, messages)
 def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_page, context, demo_library, qtbot, tmp_path):
     """A real worker process renders the queued jobs on a tiny SD1.5 model; the page follows them."""
     prepare = (
-        "import sys; from pathlib import Path; from core.tiny_models import save_tiny_checkpoint; "
-        "from core.model_registry import ModelRegistry; from storage.library import open_library; "
+        "import sys; from pathlib import Path; from core.demo.tiny_models import save_tiny_checkpoint; "
+        "from core.models.registry import ModelRegistry; from storage.library import open_library; "
         "checkpoint = save_tiny_checkpoint(Path(sys.argv[2])); library = open_library(sys.argv[1]); "
         "ModelRegistry(library).add(checkpoint, name='tiny'); library.close()"
     )

@@ -18,12 +18,12 @@ from PySide6.QtCore import QDate, QSettings, Qt
 from PySide6.QtWidgets import QFileDialog
 
 from bench.gallery_rows import fill_generations
-from core.catalog import Catalog
-from core.demo_library import DEMO_CHARACTERS, DEMO_PROJECT, build_demo_library, draw_reference
-from core.engine.png_metadata import APP_CHUNK, ImageMetadata, UsedModel, encode_png, read_png_metadata
-from core.engine.request import GenerationRequest, IdentityEntry, RegionEntry
-from core.generation_queries import GenerationFilter, count_gallery, get_generation
-from core.image_import import pixel_sha256
+from core.catalog.image_import import pixel_sha256
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_CHARACTERS, DEMO_PROJECT, build_demo_library, draw_reference
+from core.generation.png_metadata import APP_CHUNK, ImageMetadata, UsedModel, encode_png, read_png_metadata
+from core.generation.queries import GenerationFilter, count_gallery, get_generation
+from core.generation.request import GenerationRequest, IdentityEntry, RegionEntry
 from core.jobs.queue import JobQueue
 from storage.generations import NewGeneration, add_generation
 from storage.library import open_library

@@ -16,8 +16,8 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
-from core.catalog import Catalog
-from core.demo_library import build_demo_library
+from core.catalog.service import Catalog
+from core.demo.library import build_demo_library
 from storage.library import open_library
 from studio.context import StudioContext
 from studio.library_page import MIME_CHARACTER, LibraryPage, TreeNode

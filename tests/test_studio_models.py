@@ -15,7 +15,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
-from core.model_registry import ModelRegistry
+from core.models.registry import ModelRegistry
 from studio.context import StudioContext
 from studio.models_page import COLUMNS, ModelsPage
 from studio.settings_panel import SettingsPanel
@@ -190,8 +190,8 @@ def test_settings_are_stored_for_the_worker_and_read_back(qtbot, context, tmp_pa
 
 
 def test_the_pages_control_types_are_the_registrys():
-    # The page keeps its own copy (core.model_files may import torch, which the GUI never does).
-    from core.model_kinds import CONTROL_TYPES as REGISTRY_CONTROL_TYPES
+    # The page keeps its own copy (core.models.inspection may import torch, which the GUI never does).
+    from core.models.kinds import CONTROL_TYPES as REGISTRY_CONTROL_TYPES
     from studio.models_page import CONTROL_TYPES
 
     assert CONTROL_TYPES == REGISTRY_CONTROL_TYPES

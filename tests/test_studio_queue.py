@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 # Qt must never try to open a display in tests (conftest sets this too; this module may run alone).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -137,7 +138,7 @@ def test_jobs_in_every_state_are_listed_with_progress_and_details(library, page,
     wait_for_status(qtbot, page, failed.id, "failed")  # the last change above: every row is read after it
     # Running first, then queued, then paused, then finished.
     assert listed(page) == [running.id, nightly.id, paused.id, failed.id]
-    assert [cell(page, running.id, c) for c in ("Status", "Progress", "Loss", "ETA")] == ["running", "12/40", f"{1 / 12:.4f}", "1 min 35 s"]
+    assert [cell(page, running.id, c) for c in ("Status", "Progress", "Loss", "ETA")] == ["running", "12/40", f"{1 / 12:.4f}", "1m35s"]
     assert cell(page, nightly.id, "Window") == "01:00–07:30"
     assert cell(page, paused.id, "Status") == "paused"
     assert cell(page, failed.id, "Note") == "out of GPU memory: CUDA out of memory. Tried to allocate 2 GiB"
@@ -230,12 +231,12 @@ def test_pause_resume_cancel_retry_and_reorder_from_the_page(library, page, qtbo
 def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_stops_on_close(
     library, context, qtbot, monkeypatch, watched
 ):
-    from core.catalog import Catalog
-    from core.demo_library import build_demo_library
-    from core.engine.request import GenerationRequest
-    from core.jobs.generation_jobs import enqueue_generation
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import save_tiny_checkpoint
+    from core.catalog.service import Catalog
+    from core.demo.library import build_demo_library
+    from core.demo.tiny_models import save_tiny_checkpoint
+    from core.generation.jobs import enqueue_generation
+    from core.generation.request import GenerationRequest
+    from core.models.registry import ModelRegistry
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny models; spares the busy test machine OpenMP's spinning
     build_demo_library(Catalog(library))
@@ -389,12 +390,16 @@ def test_worker_options_come_from_the_settings(settings):
     assert command[-9:] == ["worker", "--studio-link", "--nice", "5", "--device", "cpu", "--precision", "fp16", "--vae-tiling"]
 
 
-def test_the_queue_knows_which_kinds_a_worker_takes_first():
-    from core.jobs.handlers import interactive_kinds, load_handlers
-    from core.jobs.queue import INTERACTIVE_KINDS
+def test_every_job_kind_in_the_table_loads_and_the_queue_orders_by_it():
+    from core.jobs.handlers import HANDLERS, interactive_kinds, load_handlers
+    from core.jobs.kinds import INTERACTIVE_KINDS, JOB_KINDS
+    from core.jobs.queue import in_claim_order
 
-    assert load_handlers() == []
-    assert {kind for kind in interactive_kinds() if not kind.startswith("test-")} == INTERACTIVE_KINDS
+    assert load_handlers() == []  # every "module:function" in the table resolves
+    assert all(callable(HANDLERS[kind].handler) and HANDLERS[kind].interactive == JOB_KINDS[kind].interactive for kind in JOB_KINDS)
+    assert {kind for kind in interactive_kinds() if not kind.startswith("test-")} == INTERACTIVE_KINDS == {"generate", "scene", "sheet"}
+    queued = [SimpleNamespace(id=i, kind=kind, priority=0) for i, kind in enumerate(["train-lora", "sheet", "generate"], 1)]
+    assert [r.kind for r in in_claim_order(queued)] == ["sheet", "generate", "train-lora"]
 
 
 def test_the_loss_curve_stays_small_and_rewinds_when_a_training_resumes():

@@ -17,8 +17,8 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
 from core.pose.presets import PresetLibrary
 from core.pose.skeleton import BODY_KEYPOINTS
 from core.scene.model import Scene
@@ -374,9 +374,9 @@ def tiny_models(demo_root):
     """A tiny SD1.5 checkpoint, IP-Adapter and OpenPose ControlNet registered in the library."""
     import torch
 
-    from core.engine.quiet import quiet_libraries
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set
+    from core.models.registry import ModelRegistry
 
     quiet_libraries()
     torch.set_num_threads(1)  # tiny models; spares the machine OpenMP's spinning
@@ -393,7 +393,7 @@ def tiny_models(demo_root):
 
 
 def run_worker(library) -> threading.Thread:
-    import core.scene.jobs  # noqa: F401 - registers "scene", as the worker process does through HANDLER_MODULES
+    import core.scene.jobs  # noqa: F401 - imported up front, as the worker does when it loads its handlers
     from core.jobs.worker import Worker
 
     worker = Worker(library, device="cpu", poll_interval=0.05, progress_interval=0.05, stop_check_interval=0.02)
@@ -405,7 +405,7 @@ def run_worker(library) -> threading.Thread:
 def test_render_queues_a_scene_job_whose_result_reopens_its_scene(tiny_models, page, context, qtbot):
     from PIL import Image
 
-    from core.generation_queries import get_generation
+    from core.generation.queries import get_generation
 
     assert page.properties.base.findText("tiny") > 0
     page.properties.width_spin.setValue(128)
@@ -495,8 +495,8 @@ class StoppableJob:
 
 
 def test_a_stopped_scene_job_resumes_with_its_next_image(tiny_models, context, tmp_path):
-    from core.generation import GenerationService
-    from core.generation_queries import get_generation
+    from core.generation.queries import get_generation
+    from core.generation.service import GenerationService
     from core.jobs.context import JobStopped
     from core.scene.jobs import run_scene
 

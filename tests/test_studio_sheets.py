@@ -17,12 +17,12 @@ from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog
 
-from core.catalog import Catalog
-from core.demo_library import DEMO_PROJECT, build_demo_library
-from core.generation_queries import get_generation
+from core.catalog.service import Catalog
+from core.demo.library import DEMO_PROJECT, build_demo_library
+from core.generation.queries import get_generation
 from core.jobs.worker import Worker
-from core.sheet_jobs import run_sheet  # noqa: F401 - registers the "sheet" kind in this process
-from core.sheet_request import SheetRequest
+from core.sheets.jobs import run_sheet  # noqa: F401 - registers the "sheet" kind in this process
+from core.sheets.request import SheetRequest
 from storage.library import open_library
 from studio.context import StudioContext
 from studio.job_poller import JobPoller
@@ -34,10 +34,10 @@ WAIT_MS = 90_000
 @pytest.fixture(scope="module")
 def tiny_studio(tmp_path_factory):
     """A demo library with tiny SD 1.5 models registered, and one warm generation service."""
-    from core.engine.quiet import quiet_libraries
-    from core.generation import GenerationService
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set
+    from core.generation.service import GenerationService
+    from core.models.registry import ModelRegistry
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("studio-sheets")

@@ -41,9 +41,9 @@ FIGHTERS = ("Rin", "Tova")
 @pytest.fixture
 def tiny_models(library):
     """A tiny SD1.5 checkpoint (the default model), IP-Adapter and OpenPose ControlNet."""
-    from core.engine.quiet import quiet_libraries
-    from core.model_registry import ModelRegistry
-    from core.tiny_models import build_tiny_model_set
+    from core.common.quiet import quiet_libraries
+    from core.demo.tiny_models import build_tiny_model_set
+    from core.models.registry import ModelRegistry
 
     quiet_libraries()
     paths = build_tiny_model_set(library.root.parent / "models", "sd15")

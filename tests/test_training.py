@@ -23,10 +23,10 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from core.catalog import Catalog
+from core.catalog.service import Catalog
+from core.demo.tiny_models import save_tiny_checkpoint
 from core.jobs.context import JobStopped
-from core.model_registry import ModelRegistry
-from core.tiny_models import save_tiny_checkpoint
+from core.models.registry import ModelRegistry
 from core.training.checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from core.training.config import ConfigError, TrainingConfig, add_train_arguments
 from core.training.dataset import (
@@ -105,7 +105,7 @@ def run(kind: str, job: FakeJob) -> dict[str, Any]:
 # -- the studio: a library with a character and tiny models ------------------------------------
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from core.engine.quiet import quiet_libraries
+    from core.common.quiet import quiet_libraries
 
     quiet_libraries()
     root = tmp_path_factory.mktemp("training")
@@ -316,7 +316,7 @@ def test_output_is_a_kohya_lora_with_metadata_that_diffusers_loads_completely(st
     from diffusers import StableDiffusionPipeline
     from peft.utils import get_peft_model_state_dict
 
-    from core import model_files
+    from core.models.inspection import inspect_model_path
 
     job, result = learned
     with safe_open(result["path"], framework="pt") as handle:
@@ -336,7 +336,7 @@ def test_output_is_a_kohya_lora_with_metadata_that_diffusers_loads_completely(st
     assert sorted(json.loads(metadata["cs_image_sha256s"])) == sorted({r.sha256 for r in aria.references})
     assert json.loads(metadata["ss_tag_frequency"])["ariaknight"]["front view"] == 2
 
-    found = model_files.inspect_model_path(Path(result["path"]))
+    found = inspect_model_path(Path(result["path"]))
     assert (found.kind, found.family, found.format, found.details["rank"]) == ("lora", "sd15", "kohya", 4)
 
     pipe = StableDiffusionPipeline.from_pretrained(base.path, safety_checker=None, requires_safety_checker=False)
@@ -378,8 +378,8 @@ def test_trained_lora_moves_generations_towards_the_references(studio, learned):
 
 
 def test_generation_with_lora_picks_up_the_trained_version(studio, learned):
-    from core.engine.request import GenerationRequest, LoraEntry
-    from core.generation import GenerationService
+    from core.generation.request import GenerationRequest, LoraEntry
+    from core.generation.service import GenerationService
 
     _job, result = learned
     service = GenerationService(studio, device="cpu")
@@ -433,7 +433,7 @@ def test_sdxl_lora_with_buckets_and_text_encoders_loads_in_diffusers(studio, tmp
     from diffusers import StableDiffusionXLPipeline
     from peft.utils import get_peft_model_state_dict
 
-    from core import model_files
+    from core.models.inspection import inspect_model_path
 
     job = FakeJob(studio, tmp_path / "xl", lora_payload(base="tiny-xl", steps=3, train_text_encoder=True, sample_every=0, batch=2))
     result = run("lora", job)
@@ -444,7 +444,7 @@ def test_sdxl_lora_with_buckets_and_text_encoders_loads_in_diffusers(studio, tmp
     assert any(k.startswith("lora_unet_input_blocks_4_1_transformer_blocks_1_attn2_to_k.") for k in keys)  # sgm names
     assert any(k.startswith("lora_te1_text_model_encoder_layers_0_self_attn_q_proj.") for k in keys)
     assert any(k.startswith("lora_te2_text_model_encoder_layers_1_self_attn_out_proj.") for k in keys)
-    found = model_files.inspect_model_path(Path(result["path"]))
+    found = inspect_model_path(Path(result["path"]))
     assert (found.family, found.format, found.details["has_text_encoder"]) == ("sdxl", "kohya", True)
 
     pipe = StableDiffusionXLPipeline.from_pretrained(ModelRegistry(studio).get("tiny-xl").path)
@@ -458,7 +458,7 @@ def test_sdxl_lora_with_buckets_and_text_encoders_loads_in_diffusers(studio, tmp
 
 # -- the train command and the worker's handler table ------------------------------------------------
 def test_train_command_queues_a_job_the_worker_can_run(studio):
-    import core.training  # noqa: F401 - registers the job kinds, as the worker's load_handlers does
+    import core.training  # noqa: F401
     from cli.output import Output
     from cli.parser import CommandTree
     from cli.train_commands import register, train

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.catalog import Catalog
+from core.catalog.service import Catalog
+from core.demo.tiny_models import save_tiny_checkpoint
 from core.jobs.queue import JobQueue
 from core.jobs.worker import Worker
-from core.model_registry import ModelRegistry
-from core.tiny_models import save_tiny_checkpoint
+from core.models.registry import ModelRegistry
 from core.training.config import TrainingConfig
 from core.training.enqueue import enqueue_training
 from storage.library import open_library
@@ -163,7 +163,7 @@ def test_a_worker_killed_while_a_training_finishes_leaves_one_version(killed, po
 
 # -- the pieces: a reserved name, rows committed with the done state ---------------------------------
 def test_unfinished_trainings_reserve_different_versions_and_each_keeps_its_own(library):
-    import core.training  # noqa: F401 - registers the training kinds
+    import core.training  # noqa: F401
     from core.jobs.handlers import HANDLERS
     from core.jobs.worker import RunningJob
     from core.training.output import reserve_output

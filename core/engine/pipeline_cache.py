@@ -9,7 +9,7 @@ only what differs between requests:
 `load_counts` records every read of a model from disk, so tests and benchmarks can prove it.
 
 A long session must not pile up every model it ever used: beyond the memory budget
-(core/engine/memory_budget.py) the least recently used bases, ControlNets and LoRA adapters that the
+(core/common/memory_budget.py) the least recently used bases, ControlNets and LoRA adapters that the
 current request does not need are unloaded. Running out of memory while loading unloads all of
 those and tries once more, so one failed load does not leave every later job failing too.
 """
@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from core.common.memory_budget import out_of_memory_line
 from core.engine import single_file_loading
 from core.engine.devices import DeviceChoice
-from core.engine.memory_budget import out_of_memory_line
 from storage.errors import LibraryError
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from core.common.memory_budget import OUT_OF_MEMORY_OPTIONS
 from core.engine.devices import DeviceChoice
 from core.engine.image_embeddings import EncoderInput, ImageEmbedder
-from core.engine.memory_budget import OUT_OF_MEMORY_OPTIONS
 from core.engine.pipeline_cache import EngineError, MemoryOptions, PipelineCache, WeightsRef, free_memory
 from core.engine.preview import latents_to_preview
 from core.engine.regions import RegionTensors, regional_prompts
-from core.engine.request import GenerationRequest
 from core.engine.samplers import guidance_rescale_for, make_scheduler
+from core.generation.request import GenerationRequest
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 diffusers' from_single_file, given no config, looks one up on the Hugging Face hub by what it
 guesses the file is; offline that fails ("lllyasviel/control_v11p_sd15_canny does not appear to
 have a file named config.json"), and for SDXL ControlNets it cannot tell mid from small. So every
-config comes from resources/models/ (chosen by core.model_layouts) or from the user's --config.
+config comes from resources/models/ (chosen by core.models.layouts) or from the user's --config.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from core import model_files, model_layouts
+from core.models import layouts as model_layouts
+from core.models.weights_files import TensorIndex, read_tensor_index
 from storage.errors import LibraryError
 
 
@@ -33,8 +34,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
 
 
-def _index(state: dict[str, torch.Tensor]) -> model_files.TensorIndex:
-    return model_files.TensorIndex({k: tuple(v.shape) for k, v in state.items()}, {}, {}, {})
+def _index(state: dict[str, torch.Tensor]) -> TensorIndex:
+    return TensorIndex({k: tuple(v.shape) for k, v in state.items()}, {}, {}, {})
 
 
 # -- ControlNets ------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def refuse_unloaded(path: Path, model: torch.nn.Module, config: str) -> None:
 # -- checkpoints ------------------------------------------------------------------------------
 def checkpoint_variant(path: Path) -> dict[str, Any]:
     """model_layouts.checkpoint_variant of a registered single-file checkpoint (its header only)."""
-    index = model_files.read_tensor_index(path, allow_pickle=True)
+    index = read_tensor_index(path, allow_pickle=True)
     conv_in = index.shapes.get("model.diffusion_model.input_blocks.0.0.weight")
     return model_layouts.checkpoint_variant(index, conv_in[1] if conv_in and len(conv_in) == 4 else None)
 

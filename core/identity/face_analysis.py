@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.model_files import onnx_models_folder
-from core.model_registry import ModelRecord, ModelRegistry
+from core.models.onnx_files import onnx_models_folder
+from core.models.registry import ModelRecord, ModelRegistry
 from storage import characters as character_store
 from storage import faces as face_store
 from storage.errors import LibraryError

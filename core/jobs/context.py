@@ -78,7 +78,7 @@ class JobContext(Protocol):
         ...
 
     def generation_service(self) -> Any:
-        """The worker's warm core.generation.GenerationService (one per worker process, its
+        """The worker's warm core.generation.service.GenerationService (one per worker process, its
         pipelines kept loaded between jobs)."""
         ...
 

@@ -1,91 +1,89 @@
-"""What a worker can run: job kinds and their handlers.
+"""The handlers a worker runs, resolved from the job-kind table (core/jobs/kinds.py).
 
-`HANDLERS` maps a job kind to its `HandlerSpec` (see core/jobs/context.py for the contract a
-handler keeps). "generate" is built in; other packages add theirs with `register_handler` when
-they are imported (core.training registers its training kinds), and `load_handlers` imports them
-in the worker. Light at import time: the heavy modules load inside the handlers.
+`HANDLERS` maps a kind to its `HandlerSpec` (core/jobs/context.py says what a handler keeps to).
+Listing it imports nothing; looking a kind up imports that kind's handler module the first time,
+so a worker pays only for the kinds it runs. `load_handlers` resolves every kind at once, as the
+worker does when it starts, and reports the ones that cannot load (a worker still runs the rest).
+`register_handler` adds a kind outside the table: the tests' stand-in jobs.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Iterator, Mapping
 
-from core.jobs.context import HandlerSpec, JobContext
+from core.jobs.context import HandlerSpec
 from core.jobs.files import write_json_atomically
-from core.jobs.image_series import mark_best, render_series, series_state
-from storage.errors import LibraryError
+from core.jobs.kinds import JOB_KINDS, JobKind
 
-HANDLERS: dict[str, HandlerSpec] = {}
 
-# Packages that register job kinds when imported; the worker imports them before its first claim.
-HANDLER_MODULES = ("core.training", "core.sheet_jobs", "core.scene.jobs")
+class HandlerTable(Mapping[str, HandlerSpec]):
+    def __init__(self) -> None:
+        self._resolved: dict[str, HandlerSpec] = {}
+        self._extra: dict[str, HandlerSpec] = {}
+        self._broken: dict[str, str] = {}  # kind -> why its module could not be loaded
+
+    def register(self, spec: HandlerSpec) -> HandlerSpec:
+        if not spec.kind or len(spec.kind) > 32:
+            raise ValueError(f"job kind must be 1 to 32 characters, got {spec.kind!r}")
+        self._extra[spec.kind] = spec
+        return spec
+
+    def __getitem__(self, kind: str) -> HandlerSpec:
+        if kind in self._extra:
+            return self._extra[kind]
+        if kind in self._broken or kind not in JOB_KINDS:
+            raise KeyError(kind)
+        if kind not in self._resolved:
+            self._resolved[kind] = _resolve(JOB_KINDS[kind])
+        return self._resolved[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (kind for kind in JOB_KINDS if kind not in self._broken and kind not in self._extra)
+        yield from self._extra
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def interactive(self) -> set[str]:
+        """Kinds the user waits for; read from the table, so nothing is imported."""
+        extra = {kind for kind, spec in self._extra.items() if spec.interactive}
+        return {kind for kind in self if kind in JOB_KINDS and JOB_KINDS[kind].interactive} | extra
+
+    def load_all(self) -> list[str]:
+        problems = []
+        for kind in JOB_KINDS:
+            if kind in self._extra or kind in self._broken:
+                continue
+            try:
+                self[kind]
+            except Exception as exc:  # noqa: BLE001 - a broken package must not stop the other kinds
+                self._broken[kind] = f"{type(exc).__name__}: {exc}"
+                problems.append(f"{kind} jobs cannot run here: {JOB_KINDS[kind].handler} could not be loaded ({self._broken[kind]})")
+        return problems
+
+
+def _resolve(kind: JobKind) -> HandlerSpec:
+    module_name, _, function = kind.handler.partition(":")
+    handler = getattr(importlib.import_module(module_name), function)
+    return HandlerSpec(kind.name, handler, interactive=kind.interactive)
+
+
+HANDLERS = HandlerTable()
 
 
 def register_handler(spec: HandlerSpec) -> HandlerSpec:
-    """Adds (or replaces) the handler of `spec.kind`."""
-    if not spec.kind or len(spec.kind) > 32:
-        raise ValueError(f"job kind must be 1 to 32 characters, got {spec.kind!r}")
-    HANDLERS[spec.kind] = spec
-    return spec
+    """Adds (or replaces) the handler of a kind outside the table (the tests' stand-in jobs)."""
+    return HANDLERS.register(spec)
 
 
 def interactive_kinds() -> set[str]:
-    return {kind for kind, spec in HANDLERS.items() if spec.interactive}
+    return HANDLERS.interactive()
 
 
 def load_handlers() -> list[str]:
-    """Imports the packages that register job kinds. Returns one line per package that could
-    not be loaded (a worker still runs the kinds it has)."""
-    problems = []
-    for module in HANDLER_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                problems.append(f"{module} could not be loaded: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a broken package must not stop generation jobs
-            problems.append(f"{module} could not be loaded: {type(exc).__name__}: {exc}")
-    return problems
+    """Imports every kind's handler module; one line per kind that cannot run here."""
+    return HANDLERS.load_all()
 
 
-# -- "generate": a GenerationRequest rendered by the worker's warm GenerationService ------------
-GENERATION_STATE = "generation.json"
-
-
-def run_generation(context: JobContext) -> dict[str, Any]:
-    """payload: {"request": GenerationRequest JSON, "best_of": N or null}. Images are rendered one
-    by one; each finished image is a checkpoint, so a stopped job resumes with the next image
-    (same seeds: the result is the same as one uninterrupted run)."""
-    from core.engine.request import GenerationRequest, RequestError
-
-    try:
-        request = GenerationRequest.from_json(dict(context.payload["request"]))
-    except (KeyError, TypeError, RequestError) as exc:
-        raise LibraryError(f"job {context.job_id} holds no valid generation request: {exc}") from None
-    best_of = context.payload.get("best_of")
-    count = int(best_of or request.count)
-    state_path, state = series_state(context, GENERATION_STATE, request.seed, best_of)
-    service = context.generation_service()
-
-    def render_one(index, seed, progress, cancel):
-        [record] = service.generate(request.with_seed(seed), progress=progress, cancel=cancel, batch_id=state["batch_id"])
-        return record
-
-    render_series(context, state_path, state, count, request.steps, render_one)
-    best = mark_best(context, state) if best_of else None
-    return {"generations": list(state["generations"]), "outputs": list(state["paths"]), "best": best, "seed": state["seed"]}
-
-
-register_handler(HandlerSpec("generate", run_generation, interactive=True))
-
-
-__all__ = [
-    "HANDLERS",
-    "HANDLER_MODULES",
-    "register_handler",
-    "interactive_kinds",
-    "load_handlers",
-    "run_generation",
-    "write_json_atomically",
-]
+__all__ = ["HANDLERS", "HandlerTable", "register_handler", "interactive_kinds", "load_handlers", "write_json_atomically"]

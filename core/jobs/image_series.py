@@ -93,7 +93,7 @@ def render_series(
 
 def mark_best(context: JobContext, state: dict[str, Any]) -> int | None:
     """Marks the most consistent image of a best-of batch; its generation id."""
-    from core.generation_queries import get_generation
+    from core.generation.queries import get_generation
 
     service = context.generation_service()
     records = service.mark_best(state["batch_id"], [get_generation(context.library, gid) for gid in state["generations"]])

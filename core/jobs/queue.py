@@ -11,14 +11,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.catalog.records import timestamp
+from core.jobs.kinds import INTERACTIVE_KINDS
 from core.jobs.windows import Window, format_hhmm, local_from_utc, local_now
 from core.jobs.worker_lock import worker_alive
-from core.records import timestamp
 from storage import characters as character_store
 from storage import jobs as job_store
 from storage.errors import LibraryError
 from storage.library import Library
-from storage.schema import JOB_STATUSES, Character, Job, utcnow
+from storage.schema import JOB_STATUSES, Character, Job, JobStatus, utcnow
 
 
 class JobRefused(LibraryError):
@@ -105,7 +106,7 @@ def job_record(job: Job, library_root: Path, character: Character | None = None)
         resume_step=job_store.checkpoint_step(job),
         total=progress.get("total"),
         loss=progress.get("loss"),
-        eta_s=progress.get("eta_s") if job.status == "running" else None,
+        eta_s=progress.get("eta_s") if job.status == JobStatus.RUNNING else None,
         message=progress.get("message"),
         sample=_absolute(library_root, progress.get("sample")),
         samples=samples,
@@ -118,7 +119,7 @@ def job_record(job: Job, library_root: Path, character: Character | None = None)
         not_before=job.not_before,
         not_after=job.not_after,
         waiting=_waiting(job, library_root),
-        stopping=job.worker_id is not None and job.status != "running",
+        stopping=job.worker_id is not None and job.status != JobStatus.RUNNING,
         payload=job.payload or {},
         history=list(progress.get("history", [])),
         losses=[list(point) for point in progress.get("losses", [])],
@@ -141,13 +142,13 @@ def window_open(job: Job, now_local=None) -> bool:
 
 
 def _waiting(job: Job, library_root: Path) -> str | None:
-    if job.status == "running" and job.worker_id is not None:
+    if job.status == JobStatus.RUNNING and job.worker_id is not None:
         alive = worker_alive(library_root, job.worker_id)
         stale = job.heartbeat_at is None or job.heartbeat_at < utcnow() - job_store.HEARTBEAT_TIMEOUT
         if alive is False or (alive is None and stale):
             return f"its worker {job.worker_id} is gone; the next worker claim resumes it from step {job_store.checkpoint_step(job)}"
         return None
-    if job.status != "queued":
+    if job.status != JobStatus.QUEUED:
         return None
     if job.worker_id is not None:
         return "its last worker is still stopping it"
@@ -224,21 +225,21 @@ class JobQueue:
     def cancel(self, job_id: int) -> JobRecord:
         """Queued or paused: cancelled at once. Running: cancelled now, and its worker stops it at
         the next step boundary (without a checkpoint)."""
-        return self._change(job_id, "cancel", ("queued", "running", "paused"), "cancelled", "cancelled")
+        return self._change(job_id, "cancel", (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED), JobStatus.CANCELLED, "cancelled")
 
     def pause(self, job_id: int) -> JobRecord:
         """Queued: held back until resumed. Running: its worker checkpoints and stops at the next
         step boundary; `resume` continues from that checkpoint."""
-        return self._change(job_id, "pause", ("queued", "running"), "paused", "paused")
+        return self._change(job_id, "pause", (JobStatus.QUEUED, JobStatus.RUNNING), JobStatus.PAUSED, "paused")
 
     def resume(self, job_id: int) -> JobRecord:
         """A paused job goes back to the queue; it continues from its last checkpoint."""
-        return self._change(job_id, "continue", ("paused",), "queued", "resumed")
+        return self._change(job_id, "continue", (JobStatus.PAUSED,), JobStatus.QUEUED, "resumed")
 
     def retry(self, job_id: int, fresh: bool = False) -> JobRecord:
         """A failed or cancelled job goes back to the queue: from its last checkpoint, or from
         step 0 with `fresh` (its checkpoints are then forgotten, not deleted)."""
-        return self._change(job_id, "retry", ("failed", "cancelled"), "queued", "retried", fresh=fresh)
+        return self._change(job_id, "retry", (JobStatus.FAILED, JobStatus.CANCELLED), JobStatus.QUEUED, "retried", fresh=fresh)
 
     def move(self, job_id: int, offset: int) -> JobRecord:
         """Moves a queued job `offset` places earlier (negative) or later (positive) in the order
@@ -247,10 +248,10 @@ class JobQueue:
         starting from its lowest priority, so jobs queued later still go after them."""
         with self.library.db.writing() as session:
             job = job_store.get_job(session, job_id)
-            if job.status != "queued":
+            if job.status != JobStatus.QUEUED:
                 raise JobRefused(f"job {job_id} is {job.status}; only queued jobs can be moved")
             first_class = job.kind in INTERACTIVE_KINDS
-            same_class = [row for row in job_store.list_jobs(session, ["queued"]) if (row.kind in INTERACTIVE_KINDS) == first_class]
+            same_class = [row for row in job_store.list_jobs(session, [JobStatus.QUEUED]) if (row.kind in INTERACTIVE_KINDS) == first_class]
             order = sorted(same_class, key=job_store.claim_order(INTERACTIVE_KINDS))
             index = order.index(job)
             target = min(max(index + offset, 0), len(order) - 1)
@@ -299,13 +300,6 @@ class JobQueue:
         return session.get(Character, job.character_id) if job.character_id is not None else None
 
 
-# The kinds whose handlers say `interactive=True` (core.jobs.handlers, core.scene.jobs,
-# core.sheet_jobs): a worker claims them before any training. Written out here because the GUI
-# orders and moves queued jobs without importing the handler modules (they reach torch);
-# tests/test_studio_queue.py checks this set against the handler table.
-INTERACTIVE_KINDS = frozenset({"generate", "scene", "sheet"})
-
-
 def in_claim_order(records: list[JobRecord]) -> list[JobRecord]:
     """Queued jobs in the order a worker would take them (windows aside): generations first,
     then higher priority, then the oldest."""
@@ -318,4 +312,4 @@ def _either(statuses: tuple[str, ...]) -> str:
     return ", ".join(statuses[:-1]) + " or " + statuses[-1]
 
 
-__all__ = ["INTERACTIVE_KINDS", "JobQueue", "JobRecord", "JobRefused", "in_claim_order", "job_record", "window_open"]
+__all__ = ["JobQueue", "JobRecord", "JobRefused", "in_claim_order", "job_record", "window_open"]

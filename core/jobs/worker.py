@@ -33,7 +33,7 @@ from core.jobs.worker_memory import publish_memory, withdraw_memory
 from storage import jobs as job_store
 from storage.errors import LibraryError
 from storage.library import Library
-from storage.schema import Job, utcnow
+from storage.schema import Job, JobStatus, utcnow
 
 MAX_LISTED = 100  # samples and checkpoints kept in a job's progress
 
@@ -53,14 +53,6 @@ def describe_failure(exc: BaseException) -> str:
     else:
         line = f"{name}: {text}" if text else name
     return line if len(line) <= 500 else line[:497] + "..."
-
-
-def _library_relative(root: Path, path: Path | str) -> str:
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path.resolve())
 
 
 class RunningJob:
@@ -126,13 +118,13 @@ class RunningJob:
             changes["eta_s"] = round(max(total - step, 0) / rate, 1)
         at = job_store.iso_time(utcnow())
         if sample is not None:
-            relative = _library_relative(self.library.root, sample)
+            relative = self.library.relative(sample)
             earlier = [s for s in self._samples if s.get("path") != relative]  # a preview file is rewritten in place
             self._samples = [*earlier, {"step": step, "path": relative, "at": at}][-MAX_LISTED:]
             changes["sample"] = relative
             changes["samples"] = self._samples
         if checkpoint is not None:
-            entry = {"step": step, "path": _library_relative(self.library.root, checkpoint), "at": at}
+            entry = {"step": step, "path": self.library.relative(checkpoint), "at": at}
             kept = [c for c in self._checkpoints if (self.library.root / c["path"]).exists() and c["path"] != entry["path"]]
             self._checkpoints = [*kept, entry][-MAX_LISTED:]
             changes["checkpoint"] = entry
@@ -189,11 +181,11 @@ class RunningJob:
             if job is None or job.worker_id != self.worker.worker_id:
                 self.lost = True
                 return "cancel"
-            if job.status == "cancelled":
+            if job.status == JobStatus.CANCELLED:
                 return "cancel"
-            if job.status == "paused":
+            if job.status == JobStatus.PAUSED:
                 return "pause"
-            if job.status != "running":
+            if job.status != JobStatus.RUNNING:
                 return "preempt"
             if self._window.must_stop(self.worker.clock()):
                 return "window"
@@ -266,7 +258,7 @@ class Worker:
     def generation_service(self):
         if self._service is None:
             from core.engine.pipeline_cache import MemoryOptions
-            from core.generation import GenerationService
+            from core.generation.service import GenerationService
 
             self._service = GenerationService(
                 self.library, self.device, self.precision, self.memory or MemoryOptions(), self.memory_budget_bytes

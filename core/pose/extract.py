@@ -2,7 +2,7 @@
 OpenPose keypoints.
 
 The models are DWPose's, as ComfyUI's controlnet_aux and sd-webui-controlnet use them (see
-core.model_files for how a folder or file is recognised), and each step below follows what the
+core.models.inspection for how a folder or file is recognised), and each step below follows what the
 two models were trained with (the mmdet / mmpose configs DWPose ships):
 
 1. Person boxes (YOLOX, yolox_l.onnx). The photo, as BGR 0-255 values, not normalised, is resized
@@ -40,10 +40,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.image_import import ImageRefused, read_image_file
-from core.model_files import ModelFileError, OnnxSignature, PoseOnnxRole, onnx_models_folder, open_onnx_session, pose_onnx_role
-from core.model_kinds import a_kind
-from core.model_registry import ModelRecord, ModelRegistry
+from core.catalog.image_import import ImageRefused, read_image_file
+from core.models.kinds import a_kind
+from core.models.onnx_files import OnnxSignature, PoseOnnxRole, onnx_models_folder, open_onnx_session, pose_onnx_role
+from core.models.registry import ModelRecord, ModelRegistry
+from core.models.weights_files import ModelFileError
 from core.pose.openpose_json import ABSENT, Triple, coco17_to_openpose18
 from core.pose.skeleton import Keypoint, PersonPose, PoseSkeleton
 from storage.errors import LibraryError, NotFound

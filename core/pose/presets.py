@@ -6,7 +6,7 @@ A preset is an OpenPose JSON file with three extra keys, which other tools ignor
      "canvas_width": 512, "canvas_height": 768, "people": [{"pose_keypoints_2d": [...]}]}
 
 Its thumbnail is thumbnails/<slug>.png next to it. The shipped presets and thumbnails are
-written by resources/poses/build_presets.py. A user folder of presets may follow the shipped
+written by tools/build_pose_presets.py. A user folder of presets may follow the shipped
 one; a preset there replaces a shipped preset of the same name. A plain OpenPose file (no
 name) is listed under its file name.
 

@@ -1,7 +1,7 @@
 """What the scene composer offers to pick from: the registered checkpoints (a scene's base) and
 LoRAs (a placement's own), by name.
 
-Read straight from storage on purpose: core.model_registry inspects weight files and may import
+Read straight from storage on purpose: core.models.registry inspects weight files and may import
 torch, which the GUI process never does. A name is all a scene holds; the worker resolves it.
 """
 

@@ -3,8 +3,8 @@
 payload: {"scene": Scene JSON, "best_of": N or null, "base": a checkpoint name or null (overrides
 the scene's), "scene_id": the saved scene's id or null (its images link to it)}.
 Each finished image is a checkpoint, so a stopped job resumes with the next image, with the same
-seeds: the result is the one an uninterrupted run gives. Importing this module is light; it
-registers the kind with the worker's handler table.
+seeds: the result is the one an uninterrupted run gives. Importing this module is light; the
+worker finds it through the job-kind table (core/jobs/kinds.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from core.jobs.context import HandlerSpec, JobContext
-from core.jobs.handlers import register_handler
+from core.jobs.context import JobContext
 from core.jobs.image_series import mark_best, render_series, series_state
 from storage.errors import LibraryError
 
@@ -53,7 +52,5 @@ def run_scene(context: JobContext) -> dict[str, Any]:
     best = mark_best(context, state) if best_of else None
     return {"generations": list(state["generations"]), "outputs": list(state["paths"]), "best": best, "seed": state["seed"]}
 
-
-register_handler(HandlerSpec(JOB_KIND, run_scene, interactive=True))
 
 __all__ = ["JOB_KIND", "run_scene"]

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core.engine.request import MAX_PROMPT_CHARS, is_stored_path
-from core.typed_json import describe_value, typed_from_json
+from core.common.typed_json import describe_value, typed_from_json
+from core.generation.request import MAX_PROMPT_CHARS, is_stored_path
 
 SCENE_VERSION = 1
 MASK_SHAPES = ("hull", "box")

@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from core.engine.request import ControlEntry, DetailEntry, GenerationRequest, IdentityEntry, RegionEntry, parse_lora
-from core.generation import GenerationService
-from core.generation_queries import GenerationRecord
+from core.generation.queries import GenerationRecord
+from core.generation.request import ControlEntry, DetailEntry, GenerationRequest, IdentityEntry, RegionEntry, parse_lora
+from core.generation.service import GenerationService
 from core.scene.characters import characters_with_references, trigger_words
 from core.scene.compile import CompiledScene, PresetSource, compile_scene
 from core.scene.model import Scene, SceneError
@@ -152,7 +152,7 @@ class SceneRenderer:
         """The library's copy of the background, which the image's scene points at."""
         if not scene.background or scene.background.startswith("files/"):
             return scene.background
-        from core.image_import import ImageRefused, read_image_file
+        from core.catalog.image_import import ImageRefused, read_image_file
         from storage.filestore import sha256_bytes
 
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.records import timestamp
+from core.catalog.records import timestamp
 from core.scene.model import Scene, SceneError
 from storage.errors import LibraryError
 from storage.library import Library
@@ -43,8 +43,8 @@ def with_stored_background(library: Library, scene: Scene) -> Scene:
     scene then reopens anywhere, and a scene read from a file may only point inside the library
     (Scene.confined_to_library). The background was picked by the user, so it may come from
     anywhere on the disk; it is read as any imported image is (size and format checked)."""
-    from core.engine.request import is_stored_path
-    from core.image_import import ImageRefused, read_image_file
+    from core.catalog.image_import import ImageRefused, read_image_file
+    from core.generation.request import is_stored_path
     from storage.generations import store_png
 
     if not scene.background or is_stored_path(scene.background):
@@ -81,7 +81,7 @@ def load_saved_scene(library: Library, name: str, project: str | None = None) ->
 
 def scene_in_image(path: Path | str) -> Scene:
     """The scene a PNG was rendered from (what `scene from-image` reads)."""
-    from core.engine.png_metadata import read_png_metadata
+    from core.generation.png_metadata import read_png_metadata
 
     try:
         document = read_png_metadata(path).document

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from core.records import CharacterRecord, ReferenceRecord
+from core.catalog.records import CharacterRecord, ReferenceRecord
 from storage.errors import LibraryError
 
 MANIFEST_NAME = "dataset.json"

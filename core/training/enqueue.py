@@ -3,7 +3,7 @@ through here, so both refuse the same things. Light (no torch): the worker train
 
 from __future__ import annotations
 
-from core.catalog import Catalog
+from core.catalog.service import Catalog
 from core.jobs.queue import JobQueue, JobRecord
 from core.training.config import TrainingConfig
 from storage.errors import LibraryError

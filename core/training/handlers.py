@@ -29,11 +29,12 @@ from typing import Any
 
 import torch
 
-from core.catalog import Catalog
+from core.catalog.service import Catalog
+from core.common import describe
 from core.engine.devices import DeviceChoice, DeviceError, choose_device
 from core.engine.pipeline_cache import PipelineCache, WeightsRef
 from core.jobs.context import JobContext, JobStopped
-from core.model_registry import ModelRecord, ModelRegistry
+from core.models.registry import ModelRecord, ModelRegistry
 from core.training import dataset as data
 from core.training import output, samples
 from core.training.checkpoints import CHECKPOINT_DIRNAME, find_checkpoint, list_checkpoints, save_checkpoint
@@ -98,7 +99,7 @@ class _Training:
 
     # -- the whole job --------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from core.engine.quiet import quiet_libraries
+        from core.common.quiet import quiet_libraries
 
         quiet_libraries()
         config = self.config
@@ -252,7 +253,7 @@ class _Training:
                 checkpoint = self._checkpoint(trainer)
                 last_checkpoint = step
             rate = (step - start) / max(time.monotonic() - began, 1e-9)
-            message = f"step {step}/{total}, loss {smoothed:.4f}, {rate:.2f} steps/s, ETA {_duration((total - step) / rate)}"
+            message = f"step {step}/{total}, loss {smoothed:.4f}, {rate:.2f} steps/s, ETA {describe.duration((total - step) / rate)}"
             self.context.progress(step, total, loss=loss, sample=sample, message=message, checkpoint=checkpoint)
 
     def _stop(self, trainer: LoraTrainer, reason: str, last_checkpoint: int | None) -> None:
@@ -350,10 +351,3 @@ class _Training:
         """Into place, with its row left for the worker to commit with the job's done state."""
         output.install_output(target)
         self.context.on_done(output.registration(self.library, target, kind, self._training_details(base, state)))
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

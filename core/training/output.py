@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.model_registry import ModelRegistry
+from core.models.registry import ModelRegistry
 from storage.library import Library
 from storage.schema import RegisteredModel
 

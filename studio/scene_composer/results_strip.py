@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
 
-from core.generation_queries import get_generation
+from core.generation.queries import get_generation
 from core.jobs.queue import JobQueue, JobRecord
 from storage.errors import LibraryError
 from studio.scene_composer.image_loader import ImageLoader

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.engine.request import IDENTITY_METHODS
-from core.image_import import ImageRefused, read_image_file
-from core.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
+from core.catalog.image_import import ImageRefused, read_image_file
+from core.catalog.records import CharacterRecord, ProjectRecord, ReferenceRecord, timestamp
+from core.generation.request import IDENTITY_METHODS
 from storage import characters as character_store
 from storage import faces as face_store
 from storage import generations as generation_store

@@ -19,20 +19,20 @@ from typing import Any
 from PIL import Image
 
 from core import __version__
+from core.catalog.image_import import ImageRefused, pixel_sha256, read_image_file
+from core.common.memory_budget import default_budget_bytes
 from core.engine.devices import choose_device
 from core.engine.image_embeddings import EncoderInput
-from core.engine.memory_budget import default_budget_bytes
 from core.engine.pipeline_cache import EngineError, MemoryOptions, WeightsRef
-from core.engine.png_metadata import ImageMetadata, UsedModel, encode_png
-from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
 from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, ProgressCallback, RegionPlan, RenderPlan
 from core.engine.samplers import UnknownSampler, canonical_sampler
-from core.generation_queries import GenerationRecord, generation_record
+from core.generation.png_metadata import ImageMetadata, UsedModel, encode_png
+from core.generation.queries import GenerationRecord, generation_record
+from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
+from core.generation.request_models import RequestModels
 from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
 from core.identity.keypoints import draw_face_keypoints, place_keypoints
-from core.image_import import ImageRefused, pixel_sha256, read_image_file
-from core.model_registry import ModelRecord, ModelRegistry
-from core.request_models import RequestModels
+from core.models.registry import ModelRecord, ModelRegistry
 from storage import characters as character_store
 from storage import generations as generation_store
 from storage.errors import LibraryError
@@ -92,7 +92,7 @@ class GenerationService:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from core.engine.quiet import quiet_libraries
+            from core.common.quiet import quiet_libraries
 
             quiet_libraries()
             device = choose_device(*self._device_request)

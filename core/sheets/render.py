@@ -16,10 +16,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry
-from core.generation import GenerationService
-from core.generation_queries import GenerationRecord
-from core.sheet_request import SHEET_KINDS
+from core.generation.queries import GenerationRecord
+from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry
+from core.generation.service import GenerationService
+from core.sheets.request import SHEET_KINDS
 from storage import characters as character_store
 from storage.errors import LibraryError
 from storage.library import Library

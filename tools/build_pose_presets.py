@@ -1,6 +1,6 @@
 """Builds the shipped pose presets: one OpenPose JSON file per pose, and its thumbnail.
 
-    .venv/bin/python resources/poses/build_presets.py
+    .venv/bin/python -m tools.build_pose_presets
 
 This script is the source of the presets; edit a pose here and run it again (tests check the
 files still match it). Each pose is a small 3D stick figure with plausible human proportions,
@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from core.pose.presets import THUMBNAIL_FOLDER, preset_slug, thumbnail_size
+from core.pose.skeleton import BODY_KEYPOINTS, Keypoint, PersonPose, PoseSkeleton
 
-from core.pose.presets import THUMBNAIL_FOLDER, preset_slug, thumbnail_size  # noqa: E402
-from core.pose.skeleton import BODY_KEYPOINTS, Keypoint, PersonPose, PoseSkeleton  # noqa: E402
-
-POSES_DIR = Path(__file__).resolve().parent
+POSES_DIR = Path(__file__).resolve().parents[1] / "resources" / "poses"  # the package data it writes
 
 # ----------------------------------------------------------------- proportions (body heights)
 # A figure 7.5 heads tall: head 0.133, shoulders 0.23 wide, hip joints 0.16 apart.

@@ -1,7 +1,7 @@
 """The demo's rendering half: tiny models made, registered and used like a user's own.
 
 `character-studio demo` proves an installation works end to end on a machine with no weights:
-it writes the tiny models (core/tiny_models.py) into the library's `demo-models/` folder,
+it writes the tiny models (core/demo/tiny_models.py) into the library's `demo-models/` folder,
 registers them through the normal registry, and renders each demo character through the same
 GenerationService path a real SD1.5 checkpoint takes; then a two-character fight scene (masked
 identities, regional prompts, a LoRA on one fighter only) and a turnaround sheet. The pictures
@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from core.demo_library import DEMO_CHARACTERS, DEMO_PROJECT
-from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry
-from core.generation import GenerationService
-from core.generation_queries import GenerationRecord
-from core.model_registry import ModelRegistry
+from core.demo.library import DEMO_CHARACTERS, DEMO_PROJECT
+from core.demo.tiny_models import TINY_SIZE, build_tiny_model_set
+from core.generation.queries import GenerationRecord
+from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry
+from core.generation.service import GenerationService
+from core.models.registry import ModelRegistry
 from core.scene.model import Placement, Scene
 from core.scene.render import SceneRenderer
-from core.sheets import make_sheet
-from core.tiny_models import TINY_SIZE, build_tiny_model_set
+from core.sheets.render import make_sheet
 from storage.errors import NotFound
 from storage.library import Library
 

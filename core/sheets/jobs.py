@@ -1,6 +1,6 @@
 """The "sheet" job: a character sheet (turnaround or expressions) made by the worker.
 
-payload: a core.sheet_request.SheetRequest as JSON. Each panel is one generation with the
+payload: a core.sheets.request.SheetRequest as JSON. Each panel is one generation with the
 worker's warm GenerationService; each finished panel is a checkpoint, so a stopped sheet goes
 on with its next panel (same seed: the sheet is the one an uninterrupted run makes). The sheet
 is written as PNG and PDF into the job's folder; the result names them in "outputs".
@@ -9,13 +9,11 @@ Interactive: the user waits for it, so it goes before trainings and pre-empts th
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from core.jobs.context import HandlerSpec, JobContext
-from core.jobs.handlers import register_handler
+from core.jobs.context import JobContext
 from core.jobs.image_series import render_series, series_state
-from core.sheet_request import SHEET_JOB_KIND, SheetRequest, sheet_file_stem
+from core.sheets.request import SheetRequest, sheet_file_stem
 from storage.errors import LibraryError
 
 SHEET_STATE = "sheet.json"
@@ -24,8 +22,8 @@ SHEET_STATE = "sheet.json"
 def run_sheet(context: JobContext) -> dict[str, Any]:
     from PIL import Image
 
-    from core.generation_queries import get_generation
-    from core.sheets import export_sheet, layout_sheet, plan_sheet
+    from core.generation.queries import get_generation
+    from core.sheets.render import export_sheet, layout_sheet, plan_sheet
 
     request = SheetRequest.from_json(dict(context.payload))
     _require_checkpoint(context.library, request.base)
@@ -69,7 +67,7 @@ def run_sheet(context: JobContext) -> dict[str, Any]:
     context.progress(total, total, message=f"{plan.kind} sheet of {plan.character} written")
     return {
         "generations": list(state["generations"]),
-        "outputs": [_library_relative(context.library.root, png), _library_relative(context.library.root, pdf)],
+        "outputs": [context.library.relative(png), context.library.relative(pdf)],  # the library can move with its sheets
         "character": plan.character,
         "project": plan.project,
         "kind": plan.kind,
@@ -80,7 +78,7 @@ def run_sheet(context: JobContext) -> dict[str, Any]:
 
 def _require_checkpoint(library, base: str | None) -> None:
     """A readable refusal before anything loads: which checkpoint is missing and where to add one."""
-    from core.model_registry import ModelRegistry
+    from core.models.registry import ModelRegistry
 
     registry = ModelRegistry(library)
     if base is not None:
@@ -90,14 +88,3 @@ def _require_checkpoint(library, base: str | None) -> None:
         registry.require_default("checkpoint")
     except LibraryError as exc:
         raise LibraryError(f"a sheet needs a base checkpoint: {exc}; models are added on the Models & Settings page") from None
-
-
-def _library_relative(root: Path, path: Path) -> str:
-    # Library-relative, as generations are: the library can move with its sheets.
-    try:
-        return path.resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(path.resolve())
-
-
-register_handler(HandlerSpec(SHEET_JOB_KIND, run_sheet, interactive=True))

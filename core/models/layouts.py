@@ -24,7 +24,7 @@ from resources import CONTROLNET_VARIANTS, controlnet_config_dir
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from core.model_files import TensorIndex
+    from core.models.weights_files import TensorIndex
 
 LDM_CONTROLNET_PREFIX = "control_model."
 # diffusers' converter has no names for SDXL's added time/size embedding in the LDM layout.

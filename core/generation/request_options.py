@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.engine.request import GenerationRequest, IdentityEntry, RequestError, parse_control, parse_lora, parse_size
+from core.generation.request import GenerationRequest, IdentityEntry, RequestError, parse_control, parse_lora, parse_size
 
 
 def request_from_options(options: dict[str, Any], project: str | None = None) -> GenerationRequest:

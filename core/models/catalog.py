@@ -1,5 +1,5 @@
 """The registered models, read: finding them by name, the defaults, and whether an add-on fits
-a base. No file is opened here (core.model_registry registers and hashes), so the GUI process and
+a base. No file is opened here (core.models.registry registers and hashes), so the GUI process and
 the queue's checks use it without pulling in what inspects weights.
 """
 
@@ -9,8 +9,8 @@ import builtins
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.model_kinds import FAMILY_NAMES, KIND_NAMES, KINDS, a_kind
-from core.records import timestamp
+from core.catalog.records import timestamp
+from core.models.kinds import FAMILY_NAMES, KIND_NAMES, KINDS, a_kind
 from storage import models as model_store
 from storage.errors import Conflict, LibraryError, NotFound
 from storage.library import Library
@@ -35,7 +35,7 @@ class ModelRecord:
     size: int | None
     control_type: str | None
     is_default: bool
-    details: dict[str, Any]  # "format" plus what inspection found (see core.model_files)
+    details: dict[str, Any]  # "format" plus what inspection found (see core.models.inspection)
     character: str | None  # the character a trained LoRA belongs to
     version: int | None
     created_at: str | None

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from core.catalog import Catalog, ImportReport
-from core.records import CharacterRecord
+from core.catalog.records import CharacterRecord
+from core.catalog.service import Catalog, ImportReport
 from storage.errors import NotFound
 from storage.references import VIEWS, ReferenceTags
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from core.engine.request import GenerationRequest
+from core.generation.request import GenerationRequest
 
 APP_CHUNK = "character-studio"
 A1111_CHUNK = "parameters"

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from core.typed_json import describe_value, typed_from_json
+from core.common.typed_json import describe_value, typed_from_json
 
 REQUEST_VERSION = 1
 

@@ -4,8 +4,8 @@
 # run this, then `bash .ci/run` (setup.sh installs the new lock), and commit the lock with the fixes
 # the new releases need.
 #
-#   bash scripts/refresh_lock.sh            # torch stays at the locked version
-#   TORCH=2.14.1 bash scripts/refresh_lock.sh
+#   bash tools/refresh_lock.sh            # torch stays at the locked version
+#   TORCH=2.14.1 bash tools/refresh_lock.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +38,7 @@ freeze() {
 header() {
   echo "# $1"
   echo "# Exact, tested versions: setup.sh installs these with --no-deps. Renew with"
-  echo "# scripts/refresh_lock.sh (never by hand); tests/test_lock.py checks it against pyproject.toml."
+  echo "# tools/refresh_lock.sh (never by hand); tests/test_lock.py checks it against pyproject.toml."
   echo "# Resolved on $("$scratch/venv/bin/python" -c 'import platform, sys; print(f"Python {sys.version_info[0]}.{sys.version_info[1]}, {platform.system()} {platform.machine()}")')."
 }
 

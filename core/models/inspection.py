@@ -1,9 +1,8 @@
 """What a weights file or folder is, read from the file itself, never from its name.
 
-Light on purpose (no torch at import): the GUI process inspects a file when the user adds it. A
-.safetensors header is read by hand (an 8-byte little-endian length, then JSON giving each tensor's
-dtype, shape and byte offsets, plus an optional "__metadata__" dict of strings); diffusers and
-transformers folders are read through their model_index.json / config.json. Kind and family come
+Light on purpose (no torch at import): the GUI process inspects a file when the user adds it.
+Weights are read through core.models.weights_files (headers only); diffusers and transformers
+folders through their model_index.json / config.json. Kind and family come
 from key names, shapes, configs and training metadata. Only a ControlNet's control type cannot be
 read from weights: the caller gives it, or the name offers a guess that is recorded as a guess.
 ONNX pose estimators (.onnx files, or a folder of them) are told apart by their inputs and outputs,
@@ -12,44 +11,41 @@ read with onnxruntime, imported only when such a file is inspected.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import model_layouts
-from core.model_kinds import (
+from core.models import layouts as model_layouts
+from core.models.hashing import weight_files
+from core.models.kinds import (
     CONTROL_TYPES,
     FAMILY_NAMES,
     KIND_NAMES,
     KINDS,
     article,
 )
-from storage.errors import LibraryError
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
-ONNX_SUFFIX = ".onnx"
-
-# The safetensors reference implementation refuses headers over 100 MB; so do we.
-MAX_HEADER_BYTES = 100 * 1024 * 1024
-HASH_CHUNK = 1024 * 1024
-ONLY_SUPPORTED = "only the SD 1.5 and SDXL families are supported"
-PICKLE_REFUSAL = (
-    "is a pickle file, which can run code when loaded; convert it to .safetensors, "
-    "or pass --allow-pickle to load it with torch.load(weights_only=True)"
+from core.models.onnx_files import (
+    FACE_PACKS,
+    ONNX_SUFFIX,
+    POSE_LAYOUTS,
+    WHOLE_IMAGE_NOTE,
+    OnnxSignature,
+    PoseOnnxRole,
+    face_onnx_role,
+    is_onnx_folder,
+    onnx_files,
+    open_onnx_session,
+    pose_onnx_role,
 )
+from core.models.weights_files import ModelFileError, TensorIndex, read_json, read_tensor_index, refuse
+
+ONLY_SUPPORTED = "only the SD 1.5 and SDXL families are supported"
 # The cross-attention width of each family's UNet: its text encoders' hidden size.
 CROSS_DIM_FAMILY = {768: "sd15", 2048: "sdxl"}
 # Cross-attention layers an IP-Adapter adds to (16 in SD 1.5's UNet, 70 in SDXL's).
 IP_ADAPTER_LAYERS = {"sd15": 16, "sdxl": 70}
-
-
-class ModelFileError(LibraryError):
-    """A file or folder that cannot be used as a model; the message names it and says why."""
 
 
 @dataclass(frozen=True)
@@ -58,195 +54,6 @@ class ModelInspection:
     family: str | None  # "sd15" | "sdxl" | None when the weights do not say
     format: str  # diffusers | single-file | kohya | diffusers-lora | peft | tencent-ip-adapter | transformers | onnx
     details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TensorIndex:
-    """A weights file's tensors by name, without their data."""
-
-    shapes: dict[str, tuple[int, ...]]
-    dtypes: dict[str, str]
-    metadata: dict[str, str]
-    scalars: dict[str, float]  # values of `.alpha` tensors: a LoRA's strength depends on them
-    pickle: bool = False
-
-    def first(self, pattern: str) -> tuple[int, ...] | None:
-        regex = re.compile(pattern)
-        return next((shape for key, shape in self.shapes.items() if regex.search(key)), None)
-
-    def has_prefix(self, *prefixes: str) -> bool:
-        return any(key.startswith(prefixes) for key in self.shapes)
-
-    def has(self, *fragments: str) -> bool:
-        return any(fragment in key for key in self.shapes for fragment in fragments)
-
-
-def refuse(path: Path, why: str) -> ModelFileError:
-    return ModelFileError(f"{path}: {why}")
-
-
-# -- reading ------------------------------------------------------------------------------
-def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
-    """(tensor entries, metadata, offset where tensor data starts); refuses a damaged file."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        head = handle.read(9)
-        if len(head) < 9 or head[8:9] != b"{":
-            raise refuse(path, "the file is empty" if not head else "not a .safetensors file (no JSON header)")
-        (length,) = struct.unpack("<Q", head[:8])
-        if length > MAX_HEADER_BYTES:
-            raise refuse(path, f"not a .safetensors file (header length {length} is implausible)")
-        if 8 + length > size:
-            raise refuse(path, f"truncated .safetensors file: the header needs {length} bytes, the file has {size - 8}")
-        handle.seek(8)
-        raw = handle.read(length)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise refuse(path, f"damaged .safetensors header ({exc.__class__.__name__})") from None
-    if not isinstance(header, dict):
-        raise refuse(path, "damaged .safetensors header (not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise refuse(path, "damaged .safetensors header (__metadata__ must map names to text)")
-    _check_tensor_layout(path, header, size - 8 - length)
-    return header, {str(k): v for k, v in metadata.items()}, 8 + length
-
-
-# Bytes per element of every dtype the safetensors format defines.
-DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-    "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
-}  # fmt: skip
-
-
-def _check_tensor_layout(path: Path, header: dict[str, Any], data_bytes: int) -> None:
-    """What the safetensors format promises and its own loader checks: each tensor's dtype and
-    shape give exactly its byte range, and the ranges tile the data without gaps or overlaps.
-    A file that breaks this is refused here, at `model add`, not with an OSError at render."""
-    spans = []
-    for name, entry in header.items():
-        what = f"damaged .safetensors header (tensor '{str(name)[:80]}'"
-        if not isinstance(entry, dict):
-            raise refuse(path, f"{what} is not an object)")
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in DTYPE_BYTES:
-            raise refuse(path, f"{what} has an unknown dtype {str(dtype)[:20]!r})")
-        if (
-            not isinstance(shape, list)
-            or len(shape) > 8
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        ):
-            raise refuse(path, f"{what}: shape must be a list of at most 8 sizes)")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-            raise refuse(path, f"{what} has no [begin, end] data offsets)")
-        begin, end = offsets
-        needed = DTYPE_BYTES[dtype] * _product(shape)
-        if not 0 <= begin <= end or end - begin != needed:
-            raise refuse(path, f"{what}: {dtype} x {shape[:8]} needs {needed} bytes, its offsets [{begin}, {end}] give {end - begin})")
-        spans.append((begin, end, name))
-    position = 0
-    for begin, end, name in sorted(spans):
-        if begin != position:
-            why = "overlaps the one before it" if begin < position else f"leaves a gap of {begin - position} bytes before it"
-            raise refuse(path, f"damaged .safetensors header (tensor '{str(name)[:80]}' {why})")
-        position = end
-    if position > data_bytes:
-        raise refuse(path, f"truncated .safetensors file: its tensors need {position} bytes, {data_bytes} are there")
-
-
-def _product(shape: list[int]) -> int:
-    total = 1
-    for dimension in shape:
-        total *= dimension
-    return total
-
-
-_SCALAR_FORMATS = {"F32": "<f", "F64": "<d", "F16": "<e"}
-
-
-def _read_scalar(handle, start: int, entry: dict[str, Any]) -> float | None:
-    begin, end = entry["data_offsets"]
-    handle.seek(start + begin)
-    raw = handle.read(end - begin)
-    if entry["dtype"] == "BF16" and len(raw) == 2:
-        return struct.unpack("<f", b"\x00\x00" + raw)[0]  # bfloat16 is the top half of a float32
-    fmt = _SCALAR_FORMATS.get(entry["dtype"])
-    if fmt is None or len(raw) != struct.calcsize(fmt):
-        return None
-    return struct.unpack(fmt, raw)[0]
-
-
-def _is_pickle(path: Path) -> bool:
-    with path.open("rb") as handle:
-        head = handle.read(2)
-    # torch.save writes a zip archive; older torch and plain pickles start with the PROTO opcode.
-    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
-
-
-def read_tensor_index(path: Path, allow_pickle: bool = False) -> TensorIndex:
-    if _is_pickle(path):
-        if not allow_pickle:
-            raise ModelFileError(f"{path} {PICKLE_REFUSAL}")
-        return _read_pickle_index(path)
-    header, metadata, start = read_safetensors_header(path)
-    scalars = {}
-    with path.open("rb") as handle:
-        for key, entry in header.items():
-            if key.endswith(".alpha") and entry.get("shape") in ([], [1]):
-                value = _read_scalar(handle, start, entry)
-                if value is not None:
-                    scalars[key] = value
-    return TensorIndex(
-        shapes={k: tuple(e.get("shape", ())) for k, e in header.items()},
-        dtypes={k: str(e.get("dtype")) for k, e in header.items()},
-        metadata=metadata,
-        scalars=scalars,
-    )
-
-
-def _read_pickle_index(path: Path) -> TensorIndex:
-    # torch only here: inspecting a .safetensors (the normal case) must not pay for importing it,
-    # and the GUI process must never import it. weights_only=True refuses any pickled code.
-    import torch
-
-    try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise refuse(path, f"could not be read as a torch weights file ({exc.__class__.__name__})") from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]  # LDM .ckpt files wrap their weights
-    if not isinstance(loaded, dict):
-        raise refuse(path, "a torch file that holds no weights dictionary")
-    tensors: dict[str, Any] = {}
-
-    def flatten(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                flatten(f"{prefix}{key}.", inner)
-        elif isinstance(value, torch.Tensor):
-            tensors[prefix[:-1]] = value
-
-    flatten("", loaded)  # IP-Adapter .bin files hold two dicts: image_proj and ip_adapter
-    # Named as safetensors names them, so details read the same whichever format a file came in.
-    dtype_names = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
-    return TensorIndex(
-        shapes={k: tuple(t.shape) for k, t in tensors.items()},
-        dtypes={k: dtype_names.get(t.dtype, str(t.dtype)) for k, t in tensors.items()},
-        metadata={},
-        scalars={k: float(t.reshape(-1)[0]) for k, t in tensors.items() if k.endswith(".alpha") and t.numel() == 1},
-        pickle=True,
-    )
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise refuse(path, f"unreadable JSON ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise refuse(path, "not a JSON object")
-    return data
 
 
 # -- inspection ---------------------------------------------------------------------------
@@ -552,40 +359,6 @@ SD15_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "
 SDXL_PIPELINES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
 
 
-def weight_files(folder: Path) -> list[Path]:
-    """The files a folder's hash covers; for a folder of ONNX models, its .onnx files only (the
-    sd-webui-controlnet DWPose folder also holds the older OpenPose .pth files, unused here)."""
-    if is_onnx_folder(folder):
-        return onnx_files(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
-
-
-def onnx_files(folder: Path) -> list[Path]:
-    folder = onnx_models_folder(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ONNX_SUFFIX)
-
-
-def onnx_models_folder(folder: Path) -> Path:
-    """Where a registered folder's ONNX models are: the folder itself, or, when it holds none, its
-    one subfolder that does. insightface's antelopev2.zip unpacks to antelopev2/antelopev2/*.onnx,
-    and users register the folder they unzipped into."""
-
-    def has_onnx(candidate: Path) -> bool:
-        return any(p.is_file() and p.suffix.lower() == ONNX_SUFFIX for p in candidate.iterdir())
-
-    if has_onnx(folder):
-        return folder
-    nested = [sub for sub in folder.iterdir() if sub.is_dir() and has_onnx(sub)]
-    return nested[0] if len(nested) == 1 else folder
-
-
-def is_onnx_folder(folder: Path) -> bool:
-    """A folder of ONNX models (a pose estimator or face models), not a diffusers or transformers folder."""
-    if (folder / "model_index.json").is_file() or (folder / "config.json").is_file():
-        return False
-    return bool(onnx_files(folder))
-
-
 def _inspect_folder(path: Path, allow_pickle: bool) -> ModelInspection:
     if not any(path.iterdir()):
         raise refuse(path, "the folder is empty")
@@ -676,107 +449,6 @@ def _image_encoder_folder(config: dict[str, Any]) -> ModelInspection:
     return ModelInspection("image-encoder", None, "transformers", details)
 
 
-# -- ONNX pose estimators -------------------------------------------------------------------
-# DWPose as ComfyUI's controlnet_aux and sd-webui-controlnet lay it out: a YOLOX person detector
-# (yolox_l.onnx: images [1, 3, 640, 640] -> [1, 8400, 5 + 80]) and an RTMPose-style SimCC pose
-# model (dw-ll_ucoco_384.onnx: [1, 3, 384, 288] -> simcc_x [1, 133, 576], simcc_y [1, 133, 768]).
-# Which file is which is read from their inputs and outputs, never from their names.
-POSE_LAYOUTS = {133: "coco-wholebody", 17: "coco-body"}
-YOLOX_STRIDES = ((8, 16, 32), (8, 16, 32, 64))
-YOLOX_DEFAULT_SIZE = 640  # what yolox_l.onnx takes; used when an export leaves the size dynamic
-WHOLE_IMAGE_NOTE = "whole image: no person detector, so the whole image is treated as one person"
-
-
-@dataclass(frozen=True)
-class OnnxTensor:
-    name: str
-    shape: tuple[int | None, ...]  # None where a dimension is dynamic
-
-
-@dataclass(frozen=True)
-class OnnxSignature:
-    inputs: tuple[OnnxTensor, ...]
-    outputs: tuple[OnnxTensor, ...]
-
-    @classmethod
-    def of_session(cls, session) -> OnnxSignature:
-        def tensors(args) -> tuple[OnnxTensor, ...]:
-            return tuple(OnnxTensor(a.name, tuple(d if isinstance(d, int) and d > 0 else None for d in (a.shape or ()))) for a in args)
-
-        return cls(tensors(session.get_inputs()), tensors(session.get_outputs()))
-
-
-@dataclass(frozen=True)
-class PoseOnnxRole:
-    """What one ONNX file is to a pose estimator: a YOLOX person detector or a SimCC pose model."""
-
-    role: str  # "detector" | "pose"
-    input_name: str
-    input_size: tuple[int, int]  # (width, height) the image is letterboxed or cropped to
-    output_names: tuple[str, ...]  # detector: (predictions,); pose: (simcc_x, simcc_y)
-    keypoints: int | None = None  # pose: 133 (COCO-WholeBody) or 17 (COCO body)
-    split_ratio: float | None = None  # pose: SimCC bins per input pixel (2.0 for DWPose)
-    strides: tuple[int, ...] | None = None  # detector: its YOLOX grid strides
-    classes: int | None = None  # detector: class 0 is a person (COCO)
-
-
-def open_onnx_session(path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), optimize: bool = True):
-    # onnxruntime only here: inspecting weights files (the normal case) must not pay for it.
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only; ORT's warnings are not for users
-    if not optimize:  # reading the signature only: skip the graph optimisations
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=list(providers))
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes for a bad file
-        raise refuse(path, f"not an ONNX model onnxruntime can load ({exc.__class__.__name__})") from None
-
-
-def pose_onnx_role(path: Path, signature: OnnxSignature) -> PoseOnnxRole | None:
-    """The file's role, None when it is neither; refuses a pose model this app cannot run."""
-    if len(signature.inputs) != 1 or len(signature.inputs[0].shape) != 4 or signature.inputs[0].shape[1] not in (3, None):
-        return None
-    image, outputs = signature.inputs[0], signature.outputs
-    if len(outputs) == 2 and all(len(o.shape) == 3 for o in outputs):
-        return _simcc_role(path, image, outputs)
-    if len(outputs) == 1 and len(outputs[0].shape) == 3:
-        return _yolox_role(image, outputs[0])
-    return None
-
-
-def _simcc_role(path: Path, image: OnnxTensor, outputs: tuple[OnnxTensor, ...]) -> PoseOnnxRole | None:
-    named = {o.name: o for o in outputs}
-    by_name = {"simcc_x", "simcc_y"} <= named.keys()
-    x, y = (named["simcc_x"], named["simcc_y"]) if by_name else outputs
-    height, width = image.shape[2], image.shape[3]
-    keypoints = x.shape[1]
-    if keypoints is None or keypoints != y.shape[1]:
-        return None
-    if height is None or width is None or x.shape[2] is None or y.shape[2] is None:
-        raise refuse(path, "a pose model with a dynamic input or output size; export it with a fixed one (e.g. 288x384)")
-    if x.shape[2] * height != y.shape[2] * width:
-        if by_name or x.shape[2] * width != y.shape[2] * height:
-            return None  # x bins per pixel != y bins per pixel: not SimCC
-        x, y = y, x  # unnamed outputs, y first
-    if keypoints not in POSE_LAYOUTS:
-        raise refuse(path, f"a pose model with {keypoints} keypoints; only COCO-WholeBody (133) and COCO body (17) models can be used")
-    return PoseOnnxRole("pose", image.name, (width, height), (x.name, y.name), keypoints=keypoints, split_ratio=x.shape[2] / width)
-
-
-def _yolox_role(image: OnnxTensor, output: OnnxTensor) -> PoseOnnxRole | None:
-    anchors, values = output.shape[1], output.shape[2]
-    if values is None or values < 6:  # 4 box values, objectness, then at least one class
-        return None
-    height, width = image.shape[2] or YOLOX_DEFAULT_SIZE, image.shape[3] or YOLOX_DEFAULT_SIZE
-    grids = {sum((height // s) * (width // s) for s in strides): strides for strides in YOLOX_STRIDES}
-    if anchors is not None and anchors not in grids:
-        return None  # not one prediction per YOLOX grid cell
-    strides = grids.get(anchors, YOLOX_STRIDES[0])
-    return PoseOnnxRole("detector", image.name, (width, height), (output.name,), strides=strides, classes=values - 5)
-
-
 def _pose_estimator_file(path: Path) -> ModelInspection:
     role = pose_onnx_role(path, OnnxSignature.of_session(open_onnx_session(path, optimize=False)))
     if role is None or role.role != "pose":
@@ -823,28 +495,6 @@ def _pose_estimator(
     return ModelInspection("pose-estimator", None, "onnx", details)
 
 
-# -- face models (insightface) ------------------------------------------------------------
-FACE_PACKS = {
-    "antelopev2": {"scrfd_10g_bnkps.onnx", "glintr100.onnx"},
-    "buffalo_l": {"det_10g.onnx", "w600k_r50.onnx"},
-}
-
-
-def face_onnx_role(signature: OnnxSignature) -> str | None:
-    """ "detector" (SCRFD: one image in, score/box(/keypoint) maps out per stride) or
-    "recognition" (a 112x112-style aligned face in, one 512-d identity out), as insightface's
-    model zoo routes them; None otherwise."""
-    if len(signature.inputs) != 1 or len(signature.inputs[0].shape) != 4:
-        return None
-    image, outputs = signature.inputs[0], signature.outputs
-    if len(outputs) in (6, 9, 10, 15):
-        return "detector"
-    height, width = image.shape[2], image.shape[3]
-    if len(outputs) == 1 and height and height == width and height >= 112 and height % 16 == 0 and outputs[0].shape[-1] == 512:
-        return "recognition"
-    return None
-
-
 def _face_models_folder(path: Path) -> ModelInspection | None:
     """A face-models folder (antelopev2, buffalo_l...), or None when the folder holds no face
     recognition model (then it may be a pose estimator)."""
@@ -866,31 +516,3 @@ def _face_models_folder(path: Path) -> ModelInspection | None:
         "embedding_dim": 512,
     }
     return ModelInspection("face-models", None, "onnx", details)
-
-
-# -- hashing ------------------------------------------------------------------------------
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_of_path(path: Path) -> str:
-    """A file's sha256; for a folder, the sha256 of its weight files' sorted (path, sha256) lines."""
-    path = Path(path)
-    if not path.is_dir():
-        return sha256_of_file(path)
-    lines = [f"{f.relative_to(path).as_posix()}\t{sha256_of_file(f)}\n" for f in weight_files(path)]
-    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()
-
-
-def path_signature(path: Path) -> tuple[int, float]:
-    """(size, mtime) that a cached sha256 is valid for; a folder's counts its weight files only."""
-    path = Path(path)
-    if not path.is_dir():
-        stat = path.stat()
-        return stat.st_size, stat.st_mtime
-    stats = [f.stat() for f in weight_files(path)]
-    return sum(s.st_size for s in stats), max((s.st_mtime for s in stats), default=0.0)

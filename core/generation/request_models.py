@@ -3,15 +3,15 @@
 One place for the checks that refuse a request before anything loads: a LoRA, ControlNet or
 IP-Adapter of another family than the base (an SDXL LoRA on SD 1.5), a name that is another kind
 of model, InstantID on SD 1.5, a method with no adapter registered for it. `generate` runs them
-while it prepares a render (core.generation); `generate --queue` and the studio's generate boxes
+while it prepares a render (core.generation.service); `generate --queue` and the studio's generate boxes
 run them before queueing, so a request that cannot run is refused at once, not in the worker at
 night. Light on purpose (no torch): the GUI process queues through this module.
 """
 
 from __future__ import annotations
 
-from core.engine.request import ControlEntry, GenerationRequest, IdentityEntry
-from core.model_catalog import ModelCatalog, ModelRecord
+from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry
+from core.models.catalog import ModelCatalog, ModelRecord
 from storage.errors import LibraryError
 
 

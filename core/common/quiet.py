@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from core.offline import configure_environment
+from core.common.offline import configure_environment
 
 
 def quiet_libraries() -> None:

@@ -1,7 +1,7 @@
 """The kinds and families of model the app knows, and how messages name them.
 
 Plain data, imported by the light modules (the model catalog, request checks, the GUI) and by
-core.model_files, which tells them apart in a file.
+core.models.inspection, which tells them apart in a file.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.records import timestamp
+from core.catalog.records import timestamp
 from storage import characters as character_store
 from storage import generations as generation_store
 
@@ -154,7 +154,7 @@ class GenerationDetails:
 def generation_details(library: Library, generation_id: int) -> GenerationDetails:
     """The record, its lineage and its PNG's metadata. Reads the PNG's text chunks, so callers in
     a GUI run it off their event loop."""
-    from core.engine.png_metadata import read_png_metadata
+    from core.generation.png_metadata import read_png_metadata
 
     with library.db.reading() as session:
         generation = generation_store.get_generation(session, generation_id)

@@ -1,8 +1,8 @@
 """The model registry: the weights a user has on disk, registered by name, with what they are.
 
-`add` inspects the file (core.model_files) and records kind, family, format and details, so
+`add` inspects the file (core.models.inspection) and records kind, family, format and details, so
 generation can pick defaults and refuse a wrong-family combination before loading anything.
-The reads are core.model_catalog's; registering reaches torch only for a pickle file the user
+The reads are core.models.catalog's; registering reaches torch only for a pickle file the user
 allowed, which is why the GUI registers through the CLI in a child process.
 """
 
@@ -11,17 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core import model_files, model_layouts
-from core.model_catalog import ADD_ONS, IncompatibleModel, ModelCatalog, ModelRecord  # noqa: F401 - re-exported
-from core.model_files import ModelFileError
-from core.model_kinds import CONTROL_TYPES, FAMILY_NAMES, KIND_NAMES, a_kind
+from core.models import layouts as model_layouts
+from core.models.catalog import ADD_ONS, IncompatibleModel, ModelCatalog, ModelRecord  # noqa: F401 - re-exported
+from core.models.hashing import path_signature, sha256_of_path
+from core.models.inspection import ModelInspection, inspect_model_path
+from core.models.kinds import CONTROL_TYPES, FAMILY_NAMES, KIND_NAMES, a_kind
+from core.models.weights_files import ModelFileError
 from storage import models as model_store
 from storage.errors import Conflict, LibraryError
 from storage.schema import RegisteredModel
 
 
 class ModelRegistry(ModelCatalog):
-    """The catalog's reads, plus registering: inspecting and hashing files (core.model_files)."""
+    """The catalog's reads, plus registering: inspecting and hashing files (core.models.inspection)."""
 
     # -- registering ----------------------------------------------------------------------
     def add(
@@ -52,7 +54,7 @@ class ModelRegistry(ModelCatalog):
     ) -> dict[str, Any]:
         """What `create` records of the file at `target` (absolute): it inspected and hashed, done
         outside any transaction because hashing takes a while."""
-        inspection = model_files.inspect_model_path(target, kind, allow_pickle, control_type=control_type)
+        inspection = inspect_model_path(target, kind, allow_pickle, control_type=control_type)
         if control_type is not None and inspection.kind != "controlnet":
             raise LibraryError(f"--control-type applies to ControlNets only; {target} is {a_kind(inspection.kind)}")
         details = {"format": inspection.format, **inspection.details}
@@ -60,10 +62,10 @@ class ModelRegistry(ModelCatalog):
         if config_dir is not None:
             details["config_dir"] = str(self._check_config_dir(Path(config_dir), inspection, target))
         elif inspection.kind == "controlnet" and target.is_file() and details.get("controlnet_config") is None:
-            raise model_files.ModelFileError(model_layouts.unmatched_controlnet(target, details.get("architecture", "?")))
-        size, mtime = model_files.path_signature(target)
+            raise ModelFileError(model_layouts.unmatched_controlnet(target, details.get("architecture", "?")))
+        size, mtime = path_signature(target)
         # Hashed now, streamed, because `model show` and image metadata want it; cached after.
-        digest = model_files.sha256_of_path(target)
+        digest = sha256_of_path(target)
         return {
             "kind": inspection.kind,
             "family": inspection.family,
@@ -92,13 +94,13 @@ class ModelRegistry(ModelCatalog):
             raise Conflict(f"{target} is already registered as '{existing.name}' (see `model show {existing.name}`)")
 
     @staticmethod
-    def _check_config_dir(folder: Path, inspection: model_files.ModelInspection, target: Path) -> Path:
+    def _check_config_dir(folder: Path, inspection: ModelInspection, target: Path) -> Path:
         """A diffusers folder whose configs a single-file checkpoint (the pipeline folder) or
         single-file ControlNet (a folder with its config.json) is loaded with."""
         if inspection.kind not in ("checkpoint", "controlnet") or not target.is_file():
             raise LibraryError("--config applies to single-file checkpoints and ControlNets only")
         folder = folder.expanduser().resolve()
-        config = model_files.inspect_model_path(folder, inspection.kind)
+        config = inspect_model_path(folder, inspection.kind)
         if config.family != inspection.family:
             raise IncompatibleModel(
                 f"--config {folder} is for {FAMILY_NAMES.get(config.family, 'an unknown family')} but the "
@@ -141,12 +143,12 @@ class ModelRegistry(ModelCatalog):
         path = Path(record.path)
         if not path.exists():
             raise ModelFileError(f"{path}: the file of model '{record.name}' is gone (`model remove {record.name}` forgets it)")
-        size, mtime = model_files.path_signature(path)
+        size, mtime = path_signature(path)
         with self.db.reading() as session:
             model = model_store.find_model(session, record.name)
             if model.sha256 and model.size == size and model.mtime == mtime:
                 return model.sha256
-        digest = model_files.sha256_of_path(path)
+        digest = sha256_of_path(path)
         with self.db.writing() as session:
             model = model_store.find_model(session, record.name)
             model.sha256, model.size, model.mtime = digest, size, mtime
@@ -173,7 +175,7 @@ class ModelRegistry(ModelCatalog):
                 return Path(encoder.path)
         for folder in _encoder_folders_near(Path(ip_adapter_record.path)):
             try:
-                found = model_files.inspect_model_path(folder, "image-encoder")
+                found = inspect_model_path(folder, "image-encoder")
             except ModelFileError:
                 continue
             if fits(found.details):

@@ -1,5 +1,5 @@
 """What a "sheet" job asks for, as plain data: the GUI builds it, the queue stores it as the job's
-payload, the worker's sheet handler (core/sheet_jobs.py) reads it back.
+payload, the worker's sheet handler (core/sheets/jobs.py) reads it back.
 
 Light on purpose (no torch): the studio imports it to fill its forms and enqueue sheet jobs.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.engine.request import IDENTITY_METHODS, SIZE_STEP
+from core.generation.request import IDENTITY_METHODS, SIZE_STEP
 from storage.errors import LibraryError
 
 SHEET_JOB_KIND = "sheet"

@@ -1,0 +1,6 @@
+"""`character-studio demo`: a library and tiny models that prove an installation end to end.
+
+library.py      the demo project, its two characters and their drawn references
+tiny_models.py  tiny seeded models written in the real on-disk formats (also used by tests, bench)
+render.py       registering those models and rendering through the normal generation path
+"""

@@ -1,0 +1,10 @@
+"""Generating images of characters: from a request to PNGs and their rows.
+
+request.py          GenerationRequest: plain data, JSON, bounds (no torch)
+request_options.py  the CLI/GUI options that build a request
+request_models.py   which registered models a request uses and whether they fit its base
+service.py          GenerationService: names -> files, the engine, PNG + row written as one step
+png_metadata.py     the request and models carried inside each PNG
+queries.py          reading generations back (light: GUI and `generation list`)
+jobs.py             the "generate" job kind: checked and queued, run by the worker
+"""
