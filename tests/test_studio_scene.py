@@ -21,10 +21,10 @@ from core.catalog.service import Catalog
 from core.demo.library import DEMO_PROJECT, build_demo_library
 from core.pose.presets import PresetLibrary
 from core.pose.skeleton import BODY_KEYPOINTS
+from core.scene import edits
 from core.scene.model import Scene
 from storage.library import open_library
 from studio.context import StudioContext
-from studio.scene_composer import edits
 from studio.scene_composer.canvas import MIME_CHARACTER, MIME_POSE
 from studio.scene_composer.page import ScenePage
 

@@ -19,8 +19,8 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
 from core.pose.skeleton import BODY_KEYPOINTS, PersonPose
+from core.scene import edits
 from core.scene.model import Scene
-from studio.scene_composer import edits
 from studio.scene_composer.document import SceneDocument
 from studio.scene_composer.image_loader import ImageLoader
 from studio.scene_composer.placement_item import PlacementItem

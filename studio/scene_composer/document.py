@@ -1,6 +1,6 @@
 """The scene being composed: a core Scene, its undo stack, and where it was saved.
 
-Widgets never change the scene directly: they compute the next scene (studio.scene_composer.edits)
+Widgets never change the scene directly: they compute the next scene (core.scene.edits)
 and call `edit`, which pushes an undoable command. Every change, done or undone, goes out through
 `changed(before, after)`, and the canvas and panels redraw from the scene they are handed.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from core.scene.edits import PresetSource, new_scene
 from core.scene.model import Scene
 from studio.scene_composer.commands import SceneEdit
-from studio.scene_composer.edits import PresetSource, new_scene
 
 
 class SceneDocument(QObject):

@@ -35,12 +35,12 @@ from PySide6.QtWidgets import (
 )
 
 from core.pose.presets import PresetLibrary, UnknownPose
+from core.scene import edits
 from core.scene.choices import model_choices
 from core.scene.model import Scene, SceneError
 from core.scene.saved import list_saved_scenes, load_saved_scene, save_scene, scene_in_image, with_stored_background
 from storage.errors import LibraryError
 from studio.context import StudioContext
-from studio.scene_composer import edits
 from studio.scene_composer.canvas import SceneCanvas
 from studio.scene_composer.document import SceneDocument
 from studio.scene_composer.pose_panel import PosePanel

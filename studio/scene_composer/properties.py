@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.scene import edits
 from core.scene.model import Placement
-from studio.scene_composer import edits
 from studio.scene_composer.document import SceneDocument
 
 METHODS = ("ip-adapter", "faceid", "instantid", "none")
