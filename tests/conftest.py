@@ -59,3 +59,18 @@ def cli(tmp_path):
 
     run.library_dir = library_dir
     return run
+
+
+@pytest.fixture(autouse=True)
+def guard_gui_thread(request, monkeypatch):
+    """Studio tests fail when studio code opens a library session on the GUI thread
+    (tests/gui_thread_guard.py)."""
+    if not request.node.path.name.startswith("test_studio_"):
+        yield
+        return
+    from tests.gui_thread_guard import install
+
+    offenders = install(monkeypatch)
+    yield
+    if offenders:
+        pytest.fail("library sessions opened on the GUI thread:\n" + "\n".join(dict.fromkeys(offenders)), pytrace=False)

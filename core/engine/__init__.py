@@ -1,0 +1,9 @@
+"""The torch side: diffusers pipelines kept warm, and one render. Only the worker imports it.
+
+pipeline_cache.py        warm pipelines within the memory budget; LoRA, IP-Adapter, ControlNet attached
+runner.py                one render: modes, identities, controls, regions, detail passes
+regions.py               regional prompts (attention masks per character)
+image_embeddings.py      reference images -> IP-Adapter / FaceID / InstantID embeddings
+single_file_loading.py   single-file checkpoints and ControlNets with the shipped configs, offline
+samplers.py, devices.py, preview.py
+"""
