@@ -171,7 +171,7 @@ def generate(catalog: Catalog, args, out: Output) -> None:
 
 def queue_generations(catalog: Catalog, requests: list[GenerationRequest], args, out: Output) -> None:
     """One "generate" job per request; the worker renders them (interactive: before trainings)."""
-    from core.generation.jobs import check_generation, enqueue_generation
+    from core.generation.enqueue import check_generation, enqueue_generation
     from core.jobs.queue import JobQueue
 
     queue = JobQueue(catalog.library)

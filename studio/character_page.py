@@ -25,13 +25,15 @@ from PySide6.QtWidgets import (
 
 from core.catalog.records import CharacterRecord, ReferenceRecord
 from core.catalog.service import ImportReport
-from core.generation.jobs import enqueue_generation
+from core.generation.enqueue import enqueue_generation
 from core.generation.queries import list_generations
 from core.generation.request import GenerationRequest, RequestError
 from core.generation.request_options import request_from_options
 from core.jobs.queue import JobRecord
 from storage.errors import LibraryError
-from studio.background_call import run_in_background
+from storage.jobs import FINISHED_STATUSES
+from storage.schema import JobStatus
+from studio.background import run_in_background
 from studio.consistency_box import DEFAULT_METHOD, DEFAULT_STRENGTH, ConsistencyBox
 from studio.context import StudioContext
 from studio.library_edits import LibraryEdit
@@ -43,9 +45,6 @@ from studio.train_dialog import TrainDialog
 
 TITLE = "Character Studio"
 RECENT_RESULTS = 12
-
-
-FINISHED_STATUSES = ("done", "failed", "cancelled")
 
 
 def plain_label(text: str = "") -> QLabel:
@@ -391,7 +390,7 @@ class CharacterPage(QWidget):
 
     def _job_updated(self, job: JobRecord) -> None:
         self.results.show_job(job)
-        if job.status == "failed":
+        if job.status == JobStatus.FAILED:
             reason = (job.error or "").strip().splitlines()[:1]
             self.context.signals.status_message.emit(f"Job {job.id} failed: {reason[0] if reason else 'no reason given'}")
 

@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QPainter, QPixmap
 
 from core.generation.queries import GalleryItem, GenerationFilter, count_gallery, gallery_page
 from storage.library import Library
+from studio.failures import failure_line
 from studio.library_reader import LibraryReader
 from studio.thumbnails import ThumbnailLoader
 
@@ -97,7 +98,7 @@ class GalleryModel(QAbstractListModel):
 
     def _on_error(self, error: Exception) -> None:
         # The grid stays as it was; the next refresh tries again.
-        self.error.emit(str(error))
+        self.error.emit(failure_line("read the gallery", error))
 
     # -- Qt's model interface ----------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:

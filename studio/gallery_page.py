@@ -9,6 +9,7 @@ threads. Details (the PNG's metadata, the job that made it) are read off the GUI
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import datetime, time, timezone
 from pathlib import Path
 
@@ -46,7 +47,9 @@ from core.generation.queries import (
     generation_details,
 )
 from storage.references import VIEWS, ReferenceTags
+from studio.background import run_in_background
 from studio.context import StudioContext
+from studio.failures import failure_line
 from studio.gallery_model import GalleryModel, GenerationIdRole
 from studio.generation_details import GenerationDetailsPanel
 from studio.library_reader import LibraryReader
@@ -277,7 +280,8 @@ class GalleryPage(QWidget):
     def refresh(self) -> None:
         self._refresh_timer.stop()
         self.model.refresh()
-        self.reader.call(lambda: gallery_choices(self.context.library), self._on_choices, self._show_error)
+        library = self.context.library
+        self.reader.call(lambda: gallery_choices(library), self._on_choices, self._failed("read the gallery's filters"))
 
     def save_state(self, settings: QSettings) -> None:
         settings.setValue(SORT_KEY, self.sort.currentData())
@@ -412,7 +416,7 @@ class GalleryPage(QWidget):
         if self.details_panel.details is not None and self.details_panel.details.record.id == generation_id:
             return
         library = self.context.library
-        self.reader.call(lambda: generation_details(library, generation_id), self._on_details, self._show_error)
+        self.reader.call(lambda: generation_details(library, generation_id), self._on_details, self._failed("read the image's details"))
 
     def _on_details(self, details: GenerationDetails) -> None:
         if details.record.id == self._details_wanted:
@@ -432,9 +436,12 @@ class GalleryPage(QWidget):
             self.load_details(generation_id)
         self.details_scroll.ensureVisible(0, 0)
 
-    def _show_error(self, error: Exception | str) -> None:
-        self.error_label.setText(str(error))
-        self.context.signals.status_message.emit(f"Gallery: {error}")
+    def _failed(self, doing: str) -> Callable[[Exception], None]:
+        return lambda exc: self._show_error(failure_line(doing, exc))
+
+    def _show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.context.signals.status_message.emit(f"Gallery: {message}")
 
     def _context_menu(self, position) -> None:
         index = self.view.indexAt(position)
@@ -487,7 +494,14 @@ class GalleryPage(QWidget):
         details = self.current_details()
         if details is None:
             return
-        characters = [(c.name, c.project) for c in self.context.catalog.list_characters()]
+        catalog = self.context.catalog
+        self.reader.call(
+            lambda: [(c.name, c.project) for c in catalog.list_characters()],
+            lambda characters: self._ask_character(details, characters),
+            self._failed("read the characters"),
+        )
+
+    def _ask_character(self, details: GenerationDetails, characters: list[tuple[str, str]]) -> None:
         if not characters:
             QMessageBox.information(self, "Add to character", "The library has no characters yet.")
             return
@@ -511,7 +525,7 @@ class GalleryPage(QWidget):
         self.context.signals.library_changed.emit()
 
     def _on_reference_refused(self, error: Exception) -> None:
-        QMessageBox.warning(self, "Add to character", str(error))
+        QMessageBox.warning(self, "Add to character", failure_line("add the image to the character", error))
 
     def export_png(self) -> None:
         """Copies the PNG byte for byte, so its parameters and character-studio chunks go with it."""
@@ -525,9 +539,15 @@ class GalleryPage(QWidget):
         target_path = Path(target)
         if target_path.suffix.lower() != ".png":
             target_path = target_path.with_name(target_path.name + ".png")
-        try:
-            shutil.copyfile(details.record.path, target_path)
-        except OSError as exc:
-            QMessageBox.warning(self, "Export PNG", f"Could not write {target_path}: {exc.strerror or exc}")
-            return
-        self.context.signals.status_message.emit(f"Exported generation #{details.record.id} to {target_path}")
+        source, generation_id = details.record.path, details.record.id
+        run_in_background(
+            lambda: shutil.copyfile(source, target_path),
+            lambda _target: self.context.signals.status_message.emit(f"Exported generation #{generation_id} to {target_path}"),
+            lambda exc: self._export_failed(target_path, exc),
+        )
+
+    def _export_failed(self, target_path: Path, exc: Exception) -> None:
+        message = (
+            f"Could not write {target_path}: {exc.strerror or exc}" if isinstance(exc, OSError) else failure_line("export the PNG", exc)
+        )
+        QMessageBox.warning(self, "Export PNG", message)

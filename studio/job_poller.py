@@ -7,18 +7,21 @@ Pages never poll the queue themselves; they listen to `context.signals`:
     job_finished(int)               a job the poller saw become "done"
     generations_added(list[int])    the generations such a job made (its result["generations"])
     models_changed()                a training job finished: it registered a model
-`context.poller.records` holds the latest list for a page built later. A read is a QRunnable on
-the poller's own one-thread pool; at most one is in flight, and its answer comes back to the GUI
-thread as a queued signal, so a slow disk never stalls the window.
+`context.poller.records` holds the latest list for a page built later. A read runs on the
+poller's own one-thread pool (studio.background); at most one is in flight, and its answer comes
+back to the GUI thread, so a slow disk never stalls the window.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from core.jobs.queue import JobQueue, JobRecord, in_claim_order
 from storage.jobs import ACTIVE_STATUSES, FINISHED_STATUSES
+from storage.schema import JobStatus
+from studio.background import run_in_background
 from studio.context import StudioSignals
+from studio.failures import failure_line
 
 POLL_MS = 500
 FINISHED_SHOWN = 500  # finished jobs listed (the last finished first); every active job is always listed
@@ -28,9 +31,9 @@ FINISHED_EVERY = 10  # polls between reads of the finished jobs when nothing say
 def display_order(records: list[JobRecord]) -> list[JobRecord]:
     """Running jobs, then queued ones in the order a worker takes them, then paused ones, then
     finished ones, newest first."""
-    running = [r for r in records if r.status == "running"]
-    queued = in_claim_order([r for r in records if r.status == "queued"])
-    paused = [r for r in records if r.status == "paused"]
+    running = [r for r in records if r.status == JobStatus.RUNNING]
+    queued = in_claim_order([r for r in records if r.status == JobStatus.QUEUED])
+    paused = [r for r in records if r.status == JobStatus.PAUSED]
     finished = sorted((r for r in records if r.status in FINISHED_STATUSES), key=lambda r: (r.finished_at or "", r.id), reverse=True)
     return running + queued + paused + finished
 
@@ -43,27 +46,9 @@ def read_finished(queue: JobQueue) -> list[JobRecord]:
     return queue.list(status=list(FINISHED_STATUSES), limit=FINISHED_SHOWN, by_finish=True)
 
 
-class _Delivery(QObject):
-    """Lives in the GUI thread; a read running in the pool emits through it (a queued call)."""
-
-    read = Signal(object, object, str)  # (active JobRecords or None, finished ones or None: not read, error text)
-
-
-class _ReadJobs(QRunnable):
-    def __init__(self, queue: JobQueue, delivery: _Delivery, with_finished: bool):
-        super().__init__()
-        self.queue = queue
-        self.delivery = delivery
-        self.with_finished = with_finished
-
-    def run(self) -> None:
-        try:
-            active = read_active(self.queue)
-            finished = read_finished(self.queue) if self.with_finished else None
-        except Exception as exc:  # noqa: BLE001 - a locked or vanished library must not kill the poller
-            self.delivery.read.emit(None, None, f"{type(exc).__name__}: {exc}")
-        else:
-            self.delivery.read.emit(active, finished, "")
+def read_jobs(queue: JobQueue, with_finished: bool) -> tuple[list[JobRecord], list[JobRecord] | None]:
+    """The active jobs, and the finished ones when asked for (None: not read)."""
+    return read_active(queue), read_finished(queue) if with_finished else None
 
 
 class JobPoller(QObject):
@@ -89,9 +74,7 @@ class JobPoller(QObject):
         self._in_flight = False
         self._again = False
         self._stopped = False
-        # Parentless: a read still in flight when the window goes must find it alive.
-        self._delivery = _Delivery()
-        self._delivery.read.connect(self._on_read)
+        self._failure: tuple[type, str] | None = None  # the last failed read, logged once
         # Its own thread: thumbnail decoding filling the global pool never delays the queue's news.
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -119,13 +102,28 @@ class JobPoller(QObject):
         self._polls += 1
         with_finished = self._finished_wanted or self._polls % FINISHED_EVERY == 0
         self._finished_wanted = False
-        self._pool.start(_ReadJobs(self.queue, self._delivery, with_finished))
+        queue = self.queue
+        run_in_background(lambda: read_jobs(queue, with_finished), self._on_read, self._on_failed, pool=self._pool)
 
     def _user_changed(self) -> None:
         self._finished_wanted = True  # e.g. a retried job leaves the finished ones
         self.refresh()
 
-    def _on_read(self, active: list[JobRecord] | None, finished: list[JobRecord] | None, error: str) -> None:
+    def _on_failed(self, exc: Exception) -> None:
+        # A locked or vanished library fails every poll alike: its traceback is logged once.
+        failure = (type(exc), str(exc))
+        if failure != self._failure or self.error is None:
+            self._failure = failure
+            self._read((None, None), failure_line("read the job queue", exc))
+        else:
+            self._read((None, None), self.error)
+
+    def _on_read(self, jobs: tuple[list[JobRecord], list[JobRecord] | None]) -> None:
+        self._failure = None
+        self._read(jobs, "")
+
+    def _read(self, jobs: tuple[list[JobRecord] | None, list[JobRecord] | None], error: str) -> None:
+        active, finished = jobs
         self._in_flight = False
         if self._stopped:
             return
@@ -158,7 +156,7 @@ class JobPoller(QObject):
         if before is None:
             return  # jobs already done when the studio opened are not news
         for record in sorted(records, key=lambda r: r.id):  # oldest first
-            if record.status == "done" and before.get(record.id) != "done":
+            if record.status == JobStatus.DONE and before.get(record.id) != JobStatus.DONE:
                 self.signals.job_finished.emit(record.id)
                 generations = [int(g) for g in record.result.get("generations") or []]
                 if generations:

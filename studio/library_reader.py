@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool
 
 from studio.background import run_in_background
+from studio.failures import failure_line
 
 
 class LibraryReader(QObject):
@@ -31,8 +32,9 @@ class LibraryReader(QObject):
         def failed(error: Exception) -> None:
             self._pending -= 1
             if on_error is None:
-                raise error
-            on_error(error)
+                failure_line("read the library", error)
+            else:
+                on_error(error)
 
         self._pending += 1
         run_in_background(work, done, failed, pool=self.pool)

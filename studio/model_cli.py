@@ -4,7 +4,7 @@ Why a child process: inspecting a weights file may import onnxruntime (pose and 
 torch (a pickle checkpoint the user allowed), and hashing a multi-GB file takes a while; neither
 belongs in the GUI process, which never imports torch. The CLI prints JSON with --json and a
 readable "error: ..." line on failure, which becomes a ModelCommandError with that line.
-Blocking: call these from the thread pool (studio.background_call), never on the GUI thread.
+Blocking: call these from the thread pool (studio.background), never on the GUI thread.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ ControlNet whose control type the file does not say is asked for one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.background_call import run_in_background
+from storage.errors import LibraryError
+from studio.background import run_in_background
 from studio.context import StudioContext
+from studio.failures import failure_line
 from studio.model_cli import add_model, is_pickle_refusal, list_models, run_model_command
 from studio.settings_panel import SettingsPanel
 
@@ -188,8 +191,9 @@ class ModelsTab(QWidget):
             self.select_model(chosen["name"])
         self._update_buttons()
 
-    def _on_reload_failed(self, message: str) -> None:
-        self.say(f"Could not read the models: {message}")
+    def _on_reload_failed(self, exc: Exception) -> None:
+        # A refusal of the CLI is its own line; this says which action it refused.
+        self.say(f"Could not read the models: {exc}" if isinstance(exc, LibraryError) else failure_line("read the models", exc))
 
     def selected_model(self) -> dict[str, Any] | None:
         rows = self.table.selectionModel().selectedRows()
@@ -265,9 +269,10 @@ class ModelsTab(QWidget):
             self._ask_control_type(model)
         self._add_next()
 
-    def _on_refused(self, message: str) -> None:
+    def _on_refused(self, exc: Exception) -> None:
         job = self.adding
         name = Path(job.path).name
+        message = str(exc) if isinstance(exc, LibraryError) else failure_line(f"register {name}", exc)
         if is_pickle_refusal(message) and not job.allow_pickle and self._allow_pickle(job.path):
             self.pending.insert(0, PendingAdd(job.path, allow_pickle=True, control_type=job.control_type))
         else:
@@ -337,7 +342,12 @@ class ModelsTab(QWidget):
             self.context.signals.models_changed.emit()
             self.reload()
 
-        self._in_background(f"{args[0].capitalize()} {args[1]}…", lambda: run_model_command(root, *args), finished, self.say)
+        self._in_background(
+            f"{args[0].capitalize()} {args[1]}…",
+            lambda: run_model_command(root, *args),
+            finished,
+            lambda exc: self.say(failure_line(f"{args[0]} {args[1]}", exc)),
+        )
 
     # -- small things ---------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -348,7 +358,7 @@ class ModelsTab(QWidget):
     def message_lines(self) -> list[str]:
         return [self.messages.item(i).text() for i in range(self.messages.count())]
 
-    def _in_background(self, text: str, work, on_done, on_error) -> None:
+    def _in_background(self, text: str, work, on_done, on_error: Callable[[Exception], None]) -> None:
         """Runs `work` on the pool with the busy bar showing until every call in flight is answered."""
         self.running += 1
         self.busy_bar.setVisible(True)
@@ -363,7 +373,7 @@ class ModelsTab(QWidget):
                     self.busy_bar.setVisible(False)
                     self.busy_label.setText("")
 
-        run_in_background(work, lambda value: answered(on_done, value), lambda message: answered(on_error, message))
+        run_in_background(work, lambda value: answered(on_done, value), lambda exc: answered(on_error, exc))
 
     def _update_buttons(self) -> None:
         model = self.selected_model()

@@ -18,17 +18,8 @@ import html
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QRunnable,
-    QSize,
-    Qt,
-    QThreadPool,
-    Signal,
-)
-from PySide6.QtGui import QAction, QColor, QImage, QImageReader, QKeySequence, QPixmap
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt
+from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -51,9 +42,11 @@ from PySide6.QtWidgets import (
 
 from core.common import describe
 from core.jobs.kinds import is_training_kind
-from core.jobs.queue import JobRecord, JobRefused
-from storage.errors import LibraryError
+from core.jobs.queue import JobRecord
+from storage.schema import JobStatus
+from studio.background import decode_image, run_in_background
 from studio.context import StudioContext
+from studio.failures import failure_line
 from studio.job_poller import JobPoller
 from studio.loss_curve import LossCurve
 
@@ -94,7 +87,7 @@ class JobTableModel(QAbstractTableModel):
     """Rows keyed by job id. `set_records` removes, inserts, moves and changes rows as needed
     instead of resetting, so a view keeps its selection and scroll position."""
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.records: list[JobRecord] = []
 
@@ -123,7 +116,7 @@ class JobTableModel(QAbstractTableModel):
             return self._text(record, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == len(COLUMNS) - 1:
             return record.note or None
-        if role == Qt.ItemDataRole.ForegroundRole and record.status == "failed" and column in (STATUS_COLUMN, len(COLUMNS) - 1):
+        if role == Qt.ItemDataRole.ForegroundRole and record.status == JobStatus.FAILED and column in (STATUS_COLUMN, len(COLUMNS) - 1):
             return FAILED_COLOR
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, COLUMNS.index("Loss"), COLUMNS.index("ETA")):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -145,7 +138,7 @@ class JobTableModel(QAbstractTableModel):
         if name == "Loss":
             return f"{record.loss:.4f}" if record.loss is not None else ""
         if name == "ETA":
-            return describe.duration(record.eta_s) if record.status == "running" else ""
+            return describe.duration(record.eta_s) if record.status == JobStatus.RUNNING else ""
         if name == "Window":
             return describe_window(record)
         return record.note
@@ -185,7 +178,7 @@ class ProgressDelegate(QStyledItemDelegate):
 
     def paint(self, painter, option, index: QModelIndex) -> None:
         record: JobRecord = index.data(RECORD_ROLE)
-        if record is None or (not record.total and record.status != "running"):
+        if record is None or (not record.total and record.status != JobStatus.RUNNING):
             super().paint(painter, option, index)
             return
         if option.state & QStyle.StateFlag.State_Selected:
@@ -204,24 +197,6 @@ class ProgressDelegate(QStyledItemDelegate):
 
 
 # -- images off the GUI thread ----------------------------------------------------------------------
-class _ImageDelivery(QObject):
-    decoded = Signal(str, str, QImage)  # (path, stamp it was asked with, image or a null image)
-
-
-class _DecodeImage(QRunnable):
-    def __init__(self, path: str, stamp: str, delivery: _ImageDelivery):
-        super().__init__()
-        self.path, self.stamp, self.delivery = path, stamp, delivery
-
-    def run(self) -> None:
-        reader = QImageReader(self.path)
-        reader.setAutoTransform(True)
-        size = reader.size()
-        if size.isValid() and (size.width() > DECODE_SIZE.width() or size.height() > DECODE_SIZE.height()):
-            reader.setScaledSize(size.scaled(DECODE_SIZE, Qt.AspectRatioMode.KeepAspectRatio))
-        self.delivery.decoded.emit(self.path, self.stamp, reader.read())
-
-
 class PreviewImage(QLabel):
     """Shows one image file, decoded in the pool, scaled to fill the label (aspect kept) and
     scaled again when the label is resized. `show_file(path, stamp)` decodes again when the
@@ -242,8 +217,6 @@ class PreviewImage(QLabel):
         self.wanted: tuple[str, str] | None = None
         self.shown: tuple[str, str] | None = None
         self._busy = False
-        self._delivery = _ImageDelivery()  # parentless: a decode in flight may outlive this label
-        self._delivery.decoded.connect(self._on_decoded)
 
     def show_file(self, path: str | None, stamp: str = "") -> None:
         if not path:
@@ -263,7 +236,11 @@ class PreviewImage(QLabel):
             return
         self._busy = True
         path, stamp = self.wanted
-        QThreadPool.globalInstance().start(_DecodeImage(path, stamp, self._delivery))
+        run_in_background(
+            lambda: decode_image(path, DECODE_SIZE),
+            lambda image: self._on_decoded(path, stamp, image),
+            lambda _error: self._on_decoded(path, stamp, QImage()),
+        )
 
     def _on_decoded(self, path: str, stamp: str, image: QImage) -> None:
         self._busy = False
@@ -420,7 +397,7 @@ class JobDetails(QWidget):
             parts.append(f"step {describe_progress(record)}")
         if record.loss is not None:
             parts.append(f"loss {record.loss:.4f}")
-        if record.status == "running" and record.eta_s is not None:
+        if record.status == JobStatus.RUNNING and record.eta_s is not None:
             parts.append(f"about {describe.duration(record.eta_s)} left")
         if describe_window(record):
             parts.append(f"runs {describe_window(record)}")
@@ -442,10 +419,10 @@ class JobDetails(QWidget):
 
     def _show_image(self, record: JobRecord) -> None:
         path, caption = None, ""
-        if record.status == "done" and record.outputs and not is_training(record):
+        if record.status == JobStatus.DONE and record.outputs and not is_training(record):
             path, caption = record.outputs[0], f"Result ({len(record.outputs)} image{'s' if len(record.outputs) != 1 else ''})"
         elif record.sample:
-            live = record.status == "running" and not is_training(record)
+            live = record.status == JobStatus.RUNNING and not is_training(record)
             step = record.samples[-1].get("step") if record.samples else None
             caption = "Live preview" if live else f"Latest sample{f' (step {step})' if step is not None else ''}"
             path = record.sample
@@ -466,7 +443,7 @@ class JobDetails(QWidget):
         parts = []
         if record.checkpoints:
             parts.append("<b>Checkpoints</b><br>" + "<br>".join(f"step {c['step']}: {e(Path(c['path']).name)}" for c in record.checkpoints))
-            if record.status in ("queued", "paused", "failed", "cancelled") and record.resume_step:
+            if record.status in (JobStatus.QUEUED, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED) and record.resume_step:
                 parts.append(f"Continues from step {record.resume_step}.")
         if record.outputs:
             parts.append("<b>Outputs</b><br>" + "<br>".join(e(p) for p in record.outputs))
@@ -610,43 +587,52 @@ class QueuePage(QWidget):
     def _update_actions(self) -> None:
         record = self.selected_record()
         status = record.status if record is not None else None
-        self.cancel_action.setEnabled(status in ("queued", "running", "paused"))
-        self.pause_action.setEnabled(status in ("queued", "running"))
-        self.resume_action.setEnabled(status == "paused")
-        self.retry_action.setEnabled(status in ("failed", "cancelled") and not record.stopping)
+        self.cancel_action.setEnabled(status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED))
+        self.pause_action.setEnabled(status in (JobStatus.QUEUED, JobStatus.RUNNING))
+        self.resume_action.setEnabled(status == JobStatus.PAUSED)
+        self.retry_action.setEnabled(status in (JobStatus.FAILED, JobStatus.CANCELLED) and not record.stopping)
         # Queued rows are shown in claim order, so a job can move up only below another queued one.
         row = self.model.row_of(record.id) if record is not None else None
-        neighbour = lambda offset: 0 <= row + offset < len(self.model.records) and self.model.records[row + offset].status == "queued"  # noqa: E731
-        self.up_action.setEnabled(status == "queued" and row is not None and neighbour(-1))
-        self.down_action.setEnabled(status == "queued" and row is not None and neighbour(1))
+        records = self.model.records
+
+        def neighbour(offset: int) -> bool:
+            return 0 <= row + offset < len(records) and records[row + offset].status == JobStatus.QUEUED
+
+        self.up_action.setEnabled(status == JobStatus.QUEUED and row is not None and neighbour(-1))
+        self.down_action.setEnabled(status == JobStatus.QUEUED and row is not None and neighbour(1))
 
     # -- the user's changes -------------------------------------------------------------------------
     def cancel_selected(self) -> None:
-        self._change(lambda job_id: self.context.queue.cancel(job_id), "cancelled")
+        self._change(lambda queue, job_id: queue.cancel(job_id), "cancelled", "cancel the job")
 
     def pause_selected(self) -> None:
-        self._change(lambda job_id: self.context.queue.pause(job_id), "paused")
+        self._change(lambda queue, job_id: queue.pause(job_id), "paused", "pause the job")
 
     def resume_selected(self) -> None:
-        self._change(lambda job_id: self.context.queue.resume(job_id), "queued again")
+        self._change(lambda queue, job_id: queue.resume(job_id), "queued again", "resume the job")
 
     def retry_selected(self) -> None:
-        self._change(lambda job_id: self.context.queue.retry(job_id), "queued again")
+        self._change(lambda queue, job_id: queue.retry(job_id), "queued again", "retry the job")
 
     def move_selected(self, offset: int) -> None:
-        self._change(lambda job_id: self.context.queue.move(job_id, offset), "moved up" if offset < 0 else "moved down")
+        self._change(lambda queue, job_id: queue.move(job_id, offset), "moved up" if offset < 0 else "moved down", "move the job")
 
-    def _change(self, change, verb: str) -> None:
+    def _change(self, change, verb: str, doing: str) -> None:
         record = self.selected_record()
         if record is None:
             return
-        try:
-            changed = change(record.id)
-        except (JobRefused, LibraryError) as refusal:
-            self.context.signals.status_message.emit(str(refusal))
-            return
+        queue, job_id = self.context.queue, record.id
+        run_in_background(
+            lambda: change(queue, job_id), lambda changed: self._changed(changed, verb), lambda exc: self._refused(doing, exc)
+        )
+
+    def _refused(self, doing: str, exc: Exception) -> None:
+        # JobRefused is a LibraryError: its one line as it is.
+        self.context.signals.status_message.emit(failure_line(doing, exc))
+
+    def _changed(self, changed: JobRecord, verb: str) -> None:
         text = f"Job {changed.id} {verb}"
         if changed.stopping:
-            text += " (its worker stops it at the next step" + ("; it checkpoints first)" if changed.status == "paused" else ")")
+            text += " (its worker stops it at the next step" + ("; it checkpoints first)" if changed.status == JobStatus.PAUSED else ")")
         self.context.signals.status_message.emit(text)
         self.context.signals.jobs_changed.emit()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from core.generation.request import GenerationRequest
 from core.jobs.queue import JobRecord
+from storage.schema import JobStatus
 from studio.thumbnails import ThumbnailLoader
 
 SIZES = ("512x512", "512x768", "768x512", "768x768", "1024x1024", "832x1216", "1216x832")
@@ -167,7 +168,7 @@ class ResultStrip(QListWidget):
         placeholder = self.job_item(job.id)
         if placeholder is None:
             return
-        if job.status == "done":
+        if job.status == JobStatus.DONE:
             row = self.row(placeholder)
             self.takeItem(row)
             ids = job.result.get("generations") or []
@@ -178,7 +179,7 @@ class ResultStrip(QListWidget):
                     continue
                 tooltip = f"{path}\nseed {job.result.get('seed', '?')} + {index}"
                 self.add_image(path, generation_id, tooltip, row=row + index, job_id=job.id)
-        elif job.status in ("failed", "cancelled"):
+        elif job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
             placeholder.setText(f"job {job.id}\n{job.status}")
             placeholder.setToolTip(job.error or f"job {job.id} was {job.status}")
             placeholder.setIcon(self.style().standardIcon(self.style().StandardPixmap.SP_MessageBoxWarning))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from core.catalog.service import Catalog, ImportReport
-from storage.errors import LibraryError
+from studio.background import run_in_background
+from studio.failures import failure_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -37,29 +38,6 @@ def refusal_message(report: ImportReport) -> str:
     return head + f"{plural(len(report.refused), 'file')} not imported:\n" + "\n".join(lines)
 
 
-class _Relay(QObject):
-    finished = Signal(object, str)  # ImportReport or None, the refusal when None
-
-
-class _ImportTask(QRunnable):
-    def __init__(self, catalog: Catalog, name: str, project: str, paths: list[str], relay: _Relay):
-        super().__init__()
-        self.catalog, self.name, self.project, self.paths, self.relay = catalog, name, project, paths, relay
-
-    def run(self) -> None:
-        report, refusal = None, ""
-        try:
-            report = self.catalog.add_references(self.name, self.paths, project=self.project, skip_bad=True)
-        except LibraryError as problem:
-            refusal = str(problem)
-        except Exception as exc:  # noqa: BLE001 - the user gets a line, never a traceback
-            refusal = f"the import failed: {type(exc).__name__}: {exc}"
-        try:
-            self.relay.finished.emit(report, refusal)
-        except RuntimeError:  # the application is shutting down
-            pass
-
-
 class ReferenceImporter(QObject):
     finished = Signal(object, str)  # ImportReport or None, the refusal when None
 
@@ -67,12 +45,15 @@ class ReferenceImporter(QObject):
         super().__init__(parent)
         self.catalog = catalog
         self.busy = False
-        self._relay = _Relay()  # unparented: a running import keeps it alive
-        self._relay.finished.connect(self._finished)
 
     def start(self, name: str, project: str, paths: list[str]) -> None:
         self.busy = True
-        QThreadPool.globalInstance().start(_ImportTask(self.catalog, name, project, list(paths), self._relay))
+        catalog, paths = self.catalog, list(paths)
+        run_in_background(
+            lambda: catalog.add_references(name, paths, project=project, skip_bad=True),
+            lambda report: self._finished(report, ""),
+            lambda exc: self._finished(None, failure_line("import the references", exc)),
+        )
 
     def _finished(self, report: ImportReport | None, refusal: str) -> None:
         self.busy = False

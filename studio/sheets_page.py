@@ -11,11 +11,12 @@ thread pool; the GUI thread only draws.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QImage, QImageReader, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -38,14 +39,23 @@ from core.generation.request import IDENTITY_METHODS
 from core.jobs.queue import JobRecord
 from core.sheets.request import DEFAULT_PANEL_SIZE, SHEET_JOB_KIND, SHEET_KINDS, SheetRequest, sheet_file_stem
 from storage.errors import LibraryError
-from studio.background_call import run_in_background
+from storage.schema import JobStatus
+from studio.background import decode_image, run_in_background
 from studio.context import StudioContext
+from studio.failures import failure_line
 from studio.model_cli import list_models
 
 PREVIEW_MAX_SIDE = 4096  # a sheet is decoded at most this large; the label scales it to fit
 METHOD_NAMES = {"ip-adapter": "IP-Adapter", "faceid": "IP-Adapter FaceID", "instantid": "InstantID"}
 DEFAULT_BASE = "(default checkpoint)"
-STATUS_WORDS = {"queued": "queued", "running": "making", "paused": "paused", "done": "", "failed": "failed", "cancelled": "cancelled"}
+STATUS_WORDS = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "making",
+    JobStatus.PAUSED: "paused",
+    JobStatus.DONE: "",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -111,13 +121,9 @@ class SheetPreview(QLabel):
 
 def decode_sheet(path: str) -> QImage:
     """Off the GUI thread: a QImage may be made there (a QPixmap may not)."""
-    reader = QImageReader(path)
-    size = reader.size()
-    if size.isValid() and max(size.width(), size.height()) > PREVIEW_MAX_SIDE:
-        reader.setScaledSize(size.scaled(PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
+    image = decode_image(path, QSize(PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
     if image.isNull():
-        raise LibraryError(f"the sheet {path} cannot be read ({reader.errorString()})")
+        raise LibraryError(f"the sheet {path} cannot be read (missing, or not an image)")
     return image
 
 
@@ -261,7 +267,7 @@ class SheetsPage(QWidget):
         run_in_background(
             lambda: [CharacterChoice(c.id, c.name, c.project) for c in catalog.list_characters()],
             self._on_characters,
-            self._show_error,
+            self._failed("read the characters"),
         )
 
     def _on_characters(self, characters: list[CharacterChoice]) -> None:
@@ -289,7 +295,12 @@ class SheetsPage(QWidget):
 
     def reload_bases(self) -> None:
         root = self.context.library.root
-        run_in_background(lambda: [m["name"] for m in list_models(root, "checkpoint")], self._on_bases, lambda message: None)
+        # The list of bases stays as it was when the models cannot be listed; the failure is logged.
+        run_in_background(
+            lambda: [m["name"] for m in list_models(root, "checkpoint")],
+            self._on_bases,
+            lambda exc: failure_line("list the base models", exc),
+        )
 
     def _on_bases(self, names: list[str]) -> None:
         chosen = self.base_box.currentData()
@@ -316,7 +327,7 @@ class SheetsPage(QWidget):
         run_in_background(
             lambda: (character.id, queue.list(kind=SHEET_JOB_KIND, character=character.name, project=character.project)),
             self._on_sheet_jobs,
-            self._show_error,
+            self._failed("read the sheet jobs"),
         )
 
     # -- making a sheet -------------------------------------------------------------------------
@@ -363,9 +374,9 @@ class SheetsPage(QWidget):
         self.context.signals.jobs_changed.emit()
         self.context.signals.status_message.emit(f"Sheet job #{record.id} queued: {record.payload.get('kind')} sheet of {record.character}")
 
-    def _on_enqueue_failed(self, message: str) -> None:
+    def _on_enqueue_failed(self, exc: Exception) -> None:
         self.make_button.setEnabled(True)
-        self._show_error(message)
+        self._show_error(failure_line("queue the sheet", exc))
 
     def cancel_current(self) -> None:
         job_id, queue = self.current_job_id, self.context.queue
@@ -379,9 +390,9 @@ class SheetsPage(QWidget):
             self._show_progress(record)
             self.context.signals.jobs_changed.emit()
 
-        def refused(message: str) -> None:
+        def refused(exc: Exception) -> None:
             self.cancel_button.setEnabled(True)
-            self._show_error(message)
+            self._show_error(failure_line("cancel the sheet job", exc))
 
         run_in_background(lambda: queue.cancel(job_id), cancelled, refused)
 
@@ -404,7 +415,7 @@ class SheetsPage(QWidget):
         for record in sorted(records, key=lambda r: r.id):
             self._remember(record)
         if self.shown_job_id is None or self.shown_job_id not in self.sheet_jobs:
-            finished = [r for r in self.sheet_jobs.values() if r.status == "done"]
+            finished = [r for r in self.sheet_jobs.values() if r.status == JobStatus.DONE]
             if finished:
                 self.show_sheet(max(finished, key=lambda r: r.id).id)
 
@@ -423,7 +434,7 @@ class SheetsPage(QWidget):
             self.history.insertItem(row, item)
         item.setText(sheet_caption(record))
         item.setToolTip(record.error or record.message or "")
-        if record.id == self.shown_job_id and before is not None and before.status != "done" and record.status == "done":
+        if record.id == self.shown_job_id and before is not None and before.status != JobStatus.DONE and record.status == JobStatus.DONE:
             self.show_sheet(record.id, fill_form=False)
 
     def _history_item(self, job_id: int) -> QListWidgetItem | None:
@@ -435,18 +446,18 @@ class SheetsPage(QWidget):
 
     def _show_progress(self, record: JobRecord) -> None:
         what = f"Sheet #{record.id}"
-        active = record.status in ("queued", "running", "paused")
+        active = record.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
         self.cancel_button.setVisible(active)
         if active:
             self.progress.setVisible(True)
             self.progress.setRange(0, max(record.total or 0, 1))
             self.progress.setValue(min(record.step, record.total or 0))
-            detail = record.waiting or record.message or ("waiting for the worker" if record.status == "queued" else "")
+            detail = record.waiting or record.message or ("waiting for the worker" if record.status == JobStatus.QUEUED else "")
             self.status.setText(f"{what} {STATUS_WORDS[record.status]}" + (f": {detail}" if detail else "…"))
             self.status.setStyleSheet("")
             return
         self.progress.setVisible(False)
-        if record.status == "done":
+        if record.status == JobStatus.DONE:
             self.status.setText(f"{what} is done.")
             self.status.setStyleSheet("")
             if self.shown_job_id != record.id and record.id in self.sheet_jobs:
@@ -483,7 +494,7 @@ class SheetsPage(QWidget):
     def sheet_files(self, job_id: int | None = None) -> tuple[str, str] | None:
         """The (PNG, PDF) of a finished sheet job, or None."""
         record = self.sheet_jobs.get(self.shown_job_id if job_id is None else job_id)
-        if record is None or record.status != "done":
+        if record is None or record.status != JobStatus.DONE:
             return None
         png = next((p for p in record.outputs if p and p.lower().endswith(".png")), None)
         pdf = next((p for p in record.outputs if p and p.lower().endswith(".pdf")), None)
@@ -519,8 +530,8 @@ class SheetsPage(QWidget):
         if token == self._preview_token:  # an older decode finishing late is dropped
             self.preview.show_image(image)
 
-    def _on_decode_failed(self, message: str) -> None:
-        self.preview.show_text(message)
+    def _on_decode_failed(self, exc: Exception) -> None:
+        self.preview.show_text(failure_line("show the sheet", exc))
 
     def export(self, suffix: str) -> None:
         files = self.sheet_files()
@@ -541,7 +552,7 @@ class SheetsPage(QWidget):
         self.context.settings.setValue("sheets/export_folder", str(target_path.parent))
         self.status.setStyleSheet("")
         self.status.setText(f"Exporting {target_path}…")
-        run_in_background(lambda: copy_sheet(source, target_path), self._on_exported, self._show_error)
+        run_in_background(lambda: copy_sheet(source, target_path), self._on_exported, self._failed("export the sheet"))
 
     def _on_exported(self, target: Path) -> None:
         self.status.setStyleSheet("")
@@ -554,6 +565,9 @@ class SheetsPage(QWidget):
         self.export_png_button.setEnabled(ready)
         self.export_pdf_button.setEnabled(ready)
         self.make_button.setEnabled(self.chosen_character() is not None or not self.characters)
+
+    def _failed(self, doing: str) -> Callable[[Exception], None]:
+        return lambda exc: self._show_error(failure_line(doing, exc))
 
     def _show_error(self, message: str) -> None:
         self.status.setStyleSheet("QLabel { color: #c0392b; }")

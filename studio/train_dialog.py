@@ -24,6 +24,8 @@ from core.jobs.queue import JobRecord
 from core.training.config import TrainingConfig
 from core.training.enqueue import enqueue_training
 from storage.errors import LibraryError
+from studio.background import run_in_background
+from studio.failures import failure_line
 
 KINDS = (("LoRA", "lora"), ("DreamBooth (prior preservation)", "dreambooth"))
 RESOLUTIONS = (("Model default (512 SD1.5, 1024 SDXL)", None), ("512", 512), ("768", 768), ("1024", 1024))
@@ -134,12 +136,23 @@ class TrainDialog(QDialog):
             self._refuse("DreamBooth needs a class prompt: what the character is, e.g. “a photo of a woman”.")
             return
         try:
-            self.job = enqueue_training(self.catalog, self.config(), not_before=before, not_after=after)
+            config = self.config()
         except LibraryError as refusal:
             self._refuse(str(refusal))
             return
+        catalog, ok = self.catalog, self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(False)  # one job per click, while the queue takes it
+        run_in_background(
+            lambda: enqueue_training(catalog, config, not_before=before, not_after=after),
+            self._queued,
+            lambda exc: self._refuse(failure_line("queue the training", exc)),
+        )
+
+    def _queued(self, job: JobRecord) -> None:
+        self.job = job
         self.accept()
 
     def _refuse(self, text: str) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
         self.error.setText(text)
         self.error.show()

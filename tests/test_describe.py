@@ -13,7 +13,11 @@ def test_durations_progress_and_windows_read_one_way():
     assert describe.duration(-3) == "0s"  # a clock step backwards is not a negative ETA
     assert (describe.progress(12, 40), describe.progress(7, None), describe.progress(0, None, missing="-")) == ("12/40", "7", "-")
     assert describe.window("22:00", "07:00") == "22:00–07:00"
-    assert (describe.window("22:00", None), describe.window(None, "07:30"), describe.window(None, None)) == ("from 22:00", "until 07:30", "")
+    assert (describe.window("22:00", None), describe.window(None, "07:30"), describe.window(None, None)) == (
+        "from 22:00",
+        "until 07:30",
+        "",
+    )
 
 
 def test_the_library_records_its_own_files_relative_and_others_absolute(tmp_path):

@@ -351,7 +351,7 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
     qtbot.waitUntil(lambda: sorted(strip.result_paths()) == sorted(record.outputs), timeout=5000)
 
 
-def test_train_overnight_queues_a_training_in_its_window(character_page, context, messages):
+def test_train_overnight_queues_a_training_in_its_window(qtbot, character_page, context, messages):
     changed = []
     context.signals.jobs_changed.connect(lambda: changed.append(True))
     dialog = character_page.open_train_dialog()
@@ -370,6 +370,7 @@ def test_train_overnight_queues_a_training_in_its_window(character_page, context
     dialog.not_before.setTime(QTime(1, 30))
     dialog.not_after.setTime(QTime(6, 0))
     ok.click()
+    qtbot.waitUntil(lambda: bool(changed), timeout=5000)  # queued off the GUI thread
 
     [job] = context.queue.list()
     assert (job.kind, job.character, job.not_before, job.not_after) == ("train-lora", "Aria", "01:30", "06:00")
@@ -378,13 +379,14 @@ def test_train_overnight_queues_a_training_in_its_window(character_page, context
     assert messages == []
 
 
-def test_train_overnight_without_a_window_and_without_references(character_page, library_page, context, messages, monkeypatch):
+def test_train_overnight_without_a_window_and_without_references(qtbot, character_page, library_page, context, messages, monkeypatch):
     dialog = character_page.open_train_dialog()
     dialog.kind.setCurrentIndex(dialog.kind.findData("dreambooth"))
     dialog.class_prompt.setText("a knight")
     dialog.not_before_on.setChecked(False)
     dialog.not_after_on.setChecked(False)
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: len(context.queue.list()) == 1, timeout=5000)  # queued off the GUI thread
     [job] = context.queue.list()
     assert (job.kind, job.payload["class_prompt"], job.not_before, job.not_after) == ("train-dreambooth", "a knight", None, None)
 

@@ -326,11 +326,15 @@ def test_export_writes_the_png_with_its_metadata(qtbot, page, made, tmp_path, mo
     target.parent.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), "PNG images (*.png)"))
 
+    said: list[str] = []
+    page.context.signals.status_message.connect(said.append)
+
     select_generation(qtbot, page, made["aria_good"])
     page.view.setFocus()
     qtbot.keyClick(page.view, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
 
     exported = target.with_name("aria-rain.png")
+    qtbot.waitUntil(lambda: any(line.startswith("Exported") for line in said), timeout=5000)  # copied off the GUI thread
     assert exported.exists()
     metadata = read_png_metadata(exported)
     assert metadata.document is not None and metadata.request.seed == 11

@@ -234,7 +234,7 @@ def test_a_supervised_worker_renders_a_generation_is_restarted_after_a_kill_and_
     from core.catalog.service import Catalog
     from core.demo.library import build_demo_library
     from core.demo.tiny_models import save_tiny_checkpoint
-    from core.generation.jobs import enqueue_generation
+    from core.generation.enqueue import enqueue_generation
     from core.generation.request import GenerationRequest
     from core.models.registry import ModelRegistry
 

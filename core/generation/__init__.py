@@ -6,5 +6,6 @@ request_models.py   which registered models a request uses and whether they fit 
 service.py          GenerationService: names -> files, the engine, PNG + row written as one step
 png_metadata.py     the request and models carried inside each PNG
 queries.py          reading generations back (light: GUI and `generation list`)
-jobs.py             the "generate" job kind: checked and queued, run by the worker
+enqueue.py          a "generate" job checked and queued (light: the GUI queues through it)
+jobs.py             the "generate" job kind as the worker runs it
 """

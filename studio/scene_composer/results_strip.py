@@ -15,6 +15,9 @@ from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
 from core.generation.queries import get_generation
 from core.jobs.queue import JobQueue, JobRecord
 from storage.errors import LibraryError
+from storage.schema import JobStatus
+from studio.background import run_in_background
+from studio.failures import failure_line
 from studio.scene_composer.image_loader import ImageLoader
 
 THUMB = QSize(112, 112)
@@ -60,9 +63,9 @@ class ResultsStrip(QListWidget):
             if item is None:
                 continue
             job_id = job.id
-            if job.status == "done":
+            if job.status == JobStatus.DONE:
                 self._finished(job_id, list(job.result.get("generations", [])))
-            elif job.status in ("failed", "cancelled"):
+            elif job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
                 item.setText(job.status)
                 item.setToolTip(job.error or job.status)
                 self._forget(job_id)
@@ -79,13 +82,27 @@ class ResultsStrip(QListWidget):
 
     def _finished(self, job_id: int, generation_ids: list[int]) -> None:
         tile = self.pending.pop(job_id)
+        library = self.queue.library
+
+        def read() -> list:
+            records = []
+            for generation_id in generation_ids:
+                try:
+                    records.append(get_generation(library, int(generation_id)))
+                except LibraryError:  # deleted meanwhile: the strip shows the others
+                    continue
+            return records
+
+        run_in_background(
+            read,
+            lambda records: self._show_results(tile, job_id, generation_ids, records),
+            lambda exc: tile.setText(failure_line("read the results", exc)),
+        )
+
+    def _show_results(self, tile: QListWidgetItem, job_id: int, generation_ids: list[int], records: list) -> None:
         row = self.row(tile)
         self.takeItem(row)
-        for offset, generation_id in enumerate(generation_ids):
-            try:
-                record = get_generation(self.queue.library, int(generation_id))
-            except LibraryError:
-                continue
+        for offset, record in enumerate(records):
             item = QListWidgetItem(f"#{record.id}" + ("  best" if record.best else ""))
             item.setData(GENERATION_ROLE, record.id)
             item.setData(PATH_ROLE, record.path)
