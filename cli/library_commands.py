@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from cli.output import Output, table
 from cli.parser import CommandTree
@@ -203,7 +204,7 @@ def character_analyse_faces(catalog: Catalog, args, out: Output) -> None:
     analyzer = FaceAnalyzer(catalog.library)
     analysed = analyzer.reference_faces(args.name, args.project)
     character = catalog.show_character(args.name, args.project)
-    data = [
+    data: list[dict[str, Any]] = [
         {"reference": r.id, "faces": r.faces, "face_flag": r.face_flag, "boxes": [list(f.box) for f in a.faces]}
         for r, a in zip(character.references, analysed)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cli.output import Output, table
@@ -44,6 +45,7 @@ def model_add(catalog: Catalog, args, out: Output) -> None:
         allow_pickle=args.allow_pickle,
         config_dir=args.config,
     )
+    assert record.sha256 is not None  # add() hashes what it registers
     text = f"Registered {describe(record)} as '{record.name}' ({record.details.get('format')}, sha256 {record.sha256[:12]}...)"
     if record.kind == "controlnet" and record.control_type is None:
         text += "\n  its control type is unknown: set it with `model set-control-type NAME TYPE`"
@@ -94,10 +96,11 @@ def describe(r: ModelRecord) -> str:
 def size_text(size: int | None) -> str:
     if size is None:
         return "?"
+    amount = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
     return "?"
 
 
@@ -109,7 +112,7 @@ def plain(value) -> str:
     return str(value)
 
 
-def show_text(r: ModelRecord, extra: list[tuple[str, str]] = ()) -> str:
+def show_text(r: ModelRecord, extra: Sequence[tuple[str, str]] = ()) -> str:
     missing = "" if Path(r.path).exists() else "  (missing!)"
     fields = [
         ("name", r.name),

@@ -34,7 +34,7 @@ class Output:
             print(terminal_safe(text))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str) -> str:
     if not rows:
         return empty
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]

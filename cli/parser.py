@@ -18,10 +18,10 @@ class CliParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def common_options() -> argparse.ArgumentParser:
+def common_options() -> CliParser:
     """Options every command accepts. SUPPRESS keeps a value given before the command from being
     reset by the subcommand's own default."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = CliParser(add_help=False)
     common.add_argument(
         "--library",
         metavar="DIR",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -43,6 +44,14 @@ class ReferenceTags:
     outfit: str | None = None
     caption: str | None = None
     crop_box: tuple[int, int, int, int] | None = None
+
+
+def crop_box_tuple(stored: Sequence[int] | None) -> tuple[int, int, int, int] | None:
+    """A crop box as stored (a JSON list of x, y, w, h) as a tuple; None when the picture is uncropped."""
+    if not stored:
+        return None
+    x, y, w, h = stored
+    return (x, y, w, h)
 
 
 @dataclass

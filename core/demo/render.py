@@ -11,6 +11,7 @@ are noise-like by design.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -42,10 +43,10 @@ class DemoRender:
     models: dict[str, str]
     generations: list[GenerationRecord]
     models_created: bool
-    scene: GenerationRecord | None = None
-    scene_file: str | None = None
-    sheet_png: str | None = None
-    sheet_pdf: str | None = None
+    scene: GenerationRecord
+    scene_file: str
+    sheet_png: str
+    sheet_pdf: str
 
 
 def pose_sketch(size: int, lean: int = 0) -> Image.Image:
@@ -76,16 +77,16 @@ def ensure_demo_models(library: Library) -> tuple[dict[str, str], bool]:
         pass
     folder = library.root / "demo-models"
     paths = build_tiny_model_set(folder, "sd15")
-    for name, path, options in (
-        (DEMO_MODELS["checkpoint"], paths.checkpoint, {}),
-        (DEMO_MODELS["ip-adapter"], paths.ip_adapter, {}),
-        (DEMO_MODELS["controlnet"], paths.controlnet, {"control_type": "openpose"}),
-        (DEMO_MODELS["lora"], paths.lora, {}),
+    for name, path, control_type in (
+        (DEMO_MODELS["checkpoint"], paths.checkpoint, None),
+        (DEMO_MODELS["ip-adapter"], paths.ip_adapter, None),
+        (DEMO_MODELS["controlnet"], paths.controlnet, "openpose"),
+        (DEMO_MODELS["lora"], paths.lora, None),
     ):
         try:
             registry.get(name)
         except NotFound:
-            registry.add(path, name=name, **options)
+            registry.add(path, name=name, control_type=control_type)
     return dict(DEMO_MODELS), True
 
 
@@ -163,7 +164,7 @@ def demo_fight_scene(models: dict[str, str]) -> Scene:
     )
 
 
-def render_demo_fight(library: Library, service: GenerationService, models: dict[str, str]):
+def render_demo_fight(library: Library, service: GenerationService, models: dict[str, str]) -> tuple[GenerationRecord, Path]:
     scene = demo_fight_scene(models)
     folder = library.root / "demo-output"
     folder.mkdir(exist_ok=True)

@@ -36,6 +36,7 @@ class EncoderInput:
     crop_box: tuple[int, int, int, int] | None = None
 
     def load(self) -> Image.Image:
+        image: Image.Image  # the opened file, then perhaps its crop
         with Image.open(self.path) as image:
             image.load()
             if self.crop_box:
@@ -74,7 +75,12 @@ class ImageEmbedder:
             fresh = self._encode(encoder, variant, [image.load() for image in missing])
             for image, embedding in zip(missing, fresh):
                 self._store(encoder, variant, image.cache_key, embedding)
-        return torch.stack([self._cached(encoder, variant, image.cache_key) for image in images])
+        embeddings = []
+        for image in images:
+            cached = self._cached(encoder, variant, image.cache_key)
+            assert cached is not None  # each one missing was stored above
+            embeddings.append(cached)
+        return torch.stack(embeddings)
 
     def negative(self, encoder: WeightsRef, variant: str) -> torch.Tensor:
         """What the IP-Adapter sees for the unconditional half of classifier-free guidance."""
@@ -142,7 +148,8 @@ class ImageEmbedder:
             except (OSError, ValueError) as exc:
                 raise EngineError(f"cannot load image encoder '{ref.name}' from {ref.path}: {exc}") from exc
             self.load_counts[ref.name] += 1
-            self._encoders[ref.sha256] = model.to(self.device.device).eval()
+            # transformers wraps PreTrainedModel.to so its stub loses `self`; the call is right.
+            self._encoders[ref.sha256] = model.to(self.device.device).eval()  # type: ignore[arg-type]
         return self._encoders[ref.sha256]
 
     def _encode(self, ref: WeightsRef, variant: str, images: list[Image.Image], reference: bool = True) -> torch.Tensor:
@@ -172,7 +179,7 @@ def preprocess(images: list[Image.Image], size: int, stats=(CLIP_MEAN, CLIP_STD)
     batch = []
     for image in images:
         scale = size / min(image.size)
-        resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))), Image.BICUBIC)
+        resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))), Image.Resampling.BICUBIC)
         left, top = (resized.width - size) // 2, (resized.height - size) // 2
         cropped = resized.crop((left, top, left + size, top + size))
         array = np.asarray(cropped, dtype=np.float32).transpose(2, 0, 1) / 255.0

@@ -20,7 +20,7 @@ import gc
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -126,9 +126,9 @@ class PipelineCache:
     def pipeline_for(
         self,
         base: WeightsRef,
-        loras: list[tuple[WeightsRef, float]] = (),
-        ip_adapters: list[WeightsRef] = (),
-        controlnets: list[WeightsRef] = (),
+        loras: Sequence[tuple[WeightsRef, float]] = (),
+        ip_adapters: Sequence[WeightsRef] = (),
+        controlnets: Sequence[WeightsRef] = (),
         mode: str = "txt2img",
     ):
         """The pipeline with exactly these extras attached, reusing everything already loaded.
@@ -276,7 +276,7 @@ class PipelineCache:
             unload()
         free_memory()
 
-    def _evictable(self) -> Iterator[tuple[int, str, Callable[[], None]]]:
+    def _evictable(self) -> Iterator[tuple[int, str, Callable[[], object]]]:
         """(last use, what, how to unload it) for each model the current request does not need."""
         for key, entry in self._bases.items():
             if ("base", key) not in self._in_use:

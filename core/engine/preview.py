@@ -19,5 +19,5 @@ def latents_to_preview(latents: torch.Tensor, family: str) -> Image.Image:
     factors = torch.tensor(LATENT_RGB_FACTORS.get(family, LATENT_RGB_FACTORS["sd15"]), dtype=torch.float32)
     latent = latents[0].detach().float().cpu()  # (4, h, w)
     rgb = torch.einsum("chw,cr->hwr", latent, factors)
-    rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    return Image.fromarray(rgb, "RGB")
+    pixels = ((rgb + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    return Image.fromarray(pixels, "RGB")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,6 +130,7 @@ class Engine:
         image_count: int = 1,
     ) -> Image.Image:
         request = plan.request
+        assert request.seed is not None  # a plan's request has its concrete seed
         if plan.base.inpainting:
             mode = "inpaint"
         else:
@@ -177,6 +179,7 @@ class Engine:
 
     def _detail(self, plan: RenderPlan, detail: DetailPlan, image: Image.Image, number: int, stage: Stage) -> Image.Image:
         request = plan.request
+        assert request.seed is not None  # a plan's request has its concrete seed
         identities = (detail.identity,) if detail.identity is not None else ()
         # Face-token ControlNets belong to the main pass's identity slots; the region pass keeps the pose.
         pose_controls = tuple(control for control in plan.controls if control.identity is None)
@@ -266,7 +269,7 @@ class Engine:
                     do_classifier_free_guidance=False,
                     clip_skip=request.clip_skip,
                 )[0]
-                mask = region.mask.convert("L").resize((latent[1], latent[0]), Image.BOX)
+                mask = region.mask.convert("L").resize((latent[1], latent[0]), Image.Resampling.BOX)
                 tensors.append(RegionTensors(embeds, torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)))
         return tensors
 
@@ -282,7 +285,7 @@ class Engine:
             scales.append(identity.scale)
             masks.append(identity.mask)
         pipe.set_ip_adapter_scale(scales)
-        arguments = {"ip_adapter_image_embeds": embeds}
+        arguments: dict[str, Any] = {"ip_adapter_image_embeds": embeds}
         if any(mask is not None for mask in masks):
             from diffusers.image_processor import IPAdapterMaskProcessor
 

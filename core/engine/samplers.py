@@ -19,7 +19,7 @@ from diffusers import (
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    scheduler: type
+    scheduler: type[Any]  # a diffusers scheduler class: built with `from_config`
     options: dict[str, Any] = field(default_factory=dict)
 
 

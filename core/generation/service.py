@@ -14,7 +14,7 @@ import secrets
 import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -38,6 +38,10 @@ from storage import generations as generation_store
 from storage.errors import LibraryError
 from storage.filestore import sha256_bytes
 from storage.library import Library
+from storage.references import crop_box_tuple
+
+if TYPE_CHECKING:
+    from core.identity.face_analysis import FaceAnalyzer  # for the annotation; imported where first used
 
 CACHE_DIRNAME = "cache"
 log = logging.getLogger(__name__)
@@ -87,7 +91,7 @@ class GenerationService:
         self._memory = memory
         self._budget = memory_budget_bytes
         self._engine: Engine | None = None
-        self._face_analyzer = None
+        self._face_analyzer: FaceAnalyzer | None = None
 
     @property
     def engine(self) -> Engine:
@@ -139,6 +143,7 @@ class GenerationService:
             request = replace(request, count=best_of)
         prepared = self.prepare(request)
         first_seed = prepared.request.seed
+        assert first_seed is not None  # prepare() fixes a random seed
         # A caller rendering one batch over several calls (a scene's best-of) passes its own id
         # and marks the best itself.
         own_batch = best_of and batch_id is None
@@ -151,7 +156,7 @@ class GenerationService:
             image = self.engine.render(plan, progress, cancel, image_index=index, image_count=prepared.request.count)
             report = self.score(prepared, image)
             records.append(self._record(prepared, single, image, parent_id, scene_id, extra_metadata or {}, report, batch_id))
-        if own_batch:
+        if own_batch and batch_id is not None:
             records = self.mark_best(batch_id, records)
         return records
 
@@ -211,8 +216,8 @@ class GenerationService:
         nothing but flat images has no best."""
         # Read from the stored warnings: a job marks its batch from records read back from the library.
         pictures = [r for r in records if FLAT_IMAGE_WARNING not in r.warnings]
-        scored = [r for r in pictures if r.overall_score is not None]
-        best = max(scored, key=lambda r: r.overall_score) if scored else next(iter(pictures), None)
+        scored = [(score, r) for r in pictures if (score := r.overall_score) is not None]
+        best = max(scored, key=lambda pair: pair[0])[1] if scored else next(iter(pictures), None)
         if best is None:
             return [replace(r, best=False) for r in records]
         with self.library.db.writing() as session:
@@ -244,25 +249,25 @@ class GenerationService:
             identities.append(identity)
             stored_identities.append(replace(entry, ip_adapter=identity.adapter.name, mask=mask_path))
         controls, stored_controls = [], []
-        for entry in (*request.controls, *self._identity_net_controls(request, base)):
-            model = self.models.controlnet(entry, base)
-            image, stored_path = inputs.read(entry.image, "control", size, "RGB", what="control image")
-            controls.append(ControlPlan(self._ref(model), image, entry.scale, entry.start, entry.end, entry.identity))
-            stored_controls.append(replace(entry, image=stored_path, model=model.name, control_type=model.control_type))
+        for control in (*request.controls, *self._identity_net_controls(request, base)):
+            model = self.models.controlnet(control, base)
+            image, stored_path = inputs.read(control.image, "control", size, "RGB", what="control image")
+            controls.append(ControlPlan(self._ref(model), image, control.scale, control.start, control.end, control.identity))
+            stored_controls.append(replace(control, image=stored_path, model=model.name, control_type=model.control_type))
         regions, stored_regions = [], []
-        for entry in request.regions:
-            mask, stored_path = inputs.read(entry.mask, "mask", size, "L", what="region mask")
-            regions.append(RegionPlan(entry.prompt, mask))
-            stored_regions.append(replace(entry, mask=stored_path))
+        for region in request.regions:
+            mask, stored_path = inputs.read(region.mask, "mask", size, "L", what="region mask")
+            regions.append(RegionPlan(region.prompt, mask))
+            stored_regions.append(replace(region, mask=stored_path))
         details, stored_details = [], []
-        for entry in request.details:
-            mask, stored_path = inputs.read(entry.mask, "mask", size, "L", what="detail mask")
-            detail_loras = tuple((self._ref(self.models.lora(lora.model, base)), lora.weight) for lora in entry.loras)
-            identity = identities[entry.identity] if entry.identity is not None else None
-            if identity is not None:
-                identity = replace(identity, mask=None)  # the pass only repaints its region anyway
-            details.append(DetailPlan(mask, entry.prompt, detail_loras, identity, entry.strength))
-            stored_details.append(replace(entry, mask=stored_path))
+        for detail in request.details:
+            mask, stored_path = inputs.read(detail.mask, "mask", size, "L", what="detail mask")
+            detail_loras = tuple((self._ref(self.models.lora(lora.model, base)), lora.weight) for lora in detail.loras)
+            detail_identity = identities[detail.identity] if detail.identity is not None else None
+            if detail_identity is not None:
+                detail_identity = replace(detail_identity, mask=None)  # the pass only repaints its region anyway
+            details.append(DetailPlan(mask, detail.prompt, detail_loras, detail_identity, detail.strength))
+            stored_details.append(replace(detail, mask=stored_path))
         init_image, stored_init = None, None
         if request.init_image:
             init_image, stored_init = inputs.read(request.init_image, "init", size, "RGB", what="start image")
@@ -286,10 +291,10 @@ class GenerationService:
             request.strength,
             tuple(details),
         )
-        detail_loras = [(self.registry.get(lora.model), lora.weight) for entry in request.details for lora in entry.loras]
+        detail_lora_records = [(self.registry.get(lora.model), lora.weight) for detail in request.details for lora in detail.loras]
         used = {
             "base": UsedModel(base.name, self.registry.sha256_of(base), base.family, kind="checkpoint"),
-            "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in (*loras, *detail_loras)),
+            "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in (*loras, *detail_lora_records)),
             "ip_adapters": tuple(UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, "ip-adapter") for i in identities),
             "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, "controlnet") for c in controls),
         }
@@ -433,7 +438,7 @@ class GenerationService:
                         f"'{character.name}' has no reference images; add some with `character add-refs {character.name} FILE...`"
                     )
                 for reference in references:
-                    crop = tuple(reference.crop_box) if reference.crop_box else None
+                    crop = crop_box_tuple(reference.crop_box)
                     images.append(
                         EncoderInput(reference.file.pixel_sha256 or reference.file.sha256, self.library.root / reference.file.relpath, crop)
                     )
@@ -461,6 +466,7 @@ class GenerationService:
         report: ConsistencyReport,
         batch_id: str | None,
     ) -> GenerationRecord:
+        assert request.seed is not None  # prepare() fixes a random seed
         used = prepared.used
         metadata = ImageMetadata(
             request=request,
@@ -502,7 +508,8 @@ class GenerationService:
 
 
 def _is_flat_image(image: Image.Image) -> bool:
-    return all(low == high for low, high in image.convert("RGB").getextrema())
+    # An RGB image's extrema are one (low, high) pair per band; PIL's stubs allow a single pair too.
+    return all(low == high for low, high in image.convert("RGB").getextrema())  # type: ignore[misc]
 
 
 def _score_of(report: ConsistencyReport, name: str) -> tuple[float | None, str | None]:
@@ -542,7 +549,7 @@ class _InputImages:
             raise GenerationRefused(f"{what} {refusal}") from None
         image = Image.open(io.BytesIO(normalised.png_bytes)).convert(mode)
         if image.size != size:
-            image = image.resize(size, Image.BICUBIC if mode == "RGB" else Image.BILINEAR)
+            image = image.resize(size, Image.Resampling.BICUBIC if mode == "RGB" else Image.Resampling.BILINEAR)
         relpath = self.library.files.relpath_for(sha256_bytes(normalised.png_bytes), ".png")
         self._stored[relpath] = (normalised.png_bytes, role)
         return image, relpath

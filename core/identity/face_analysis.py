@@ -100,7 +100,8 @@ class FaceAnalyzer:
             embedding = getattr(found, "embedding", None)
             if embedding is None:
                 continue  # no recognition result for this face: it cannot identify anyone
-            faces.append(Face(tuple(float(v) for v in found.bbox), kps, float(found.det_score), np.asarray(embedding, dtype=np.float32)))
+            x0, y0, x1, y1 = (float(v) for v in found.bbox)
+            faces.append(Face((x0, y0, x1, y1), kps, float(found.det_score), np.asarray(embedding, dtype=np.float32)))
         # insightface orders faces by detection score; numbering them left to right (then top to
         # bottom) lets a person tell which is "face 1" when picking the character's.
         return sorted(faces, key=lambda face: (face.box[0], face.box[1]))

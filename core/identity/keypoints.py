@@ -27,18 +27,19 @@ def draw_face_keypoints(size: tuple[int, int], keypoints) -> Image.Image:
 
     width, height = size
     points = np.asarray(keypoints, dtype=np.float64).reshape(5, 2)
-    canvas = np.zeros((height, width, 3), dtype=np.float64)
+    canvas: np.ndarray = np.zeros((height, width, 3), dtype=np.float64)
     for start, end in STICKS:
         (x0, y0), (x1, y1) = points[start], points[end]
         length = math.hypot(x0 - x1, y0 - y1)
         angle = math.degrees(math.atan2(y0 - y1, x0 - x1))
         centre = (int((x0 + x1) / 2), int((y0 + y1) / 2))
-        polygon = cv2.ellipse2Poly(centre, (int(length / 2), STICK_HALF_WIDTH), int(angle), 0, 360, 1)
+        # asarray: cv2's stubs call the points a list; they are an int32 array already.
+        polygon = np.asarray(cv2.ellipse2Poly(centre, (int(length / 2), STICK_HALF_WIDTH), int(angle), 0, 360, 1))
         canvas = cv2.fillConvexPoly(canvas.copy(), polygon, KEYPOINT_COLORS[start])
-    canvas = (canvas * STICK_INTENSITY).astype(np.uint8)
+    pixels: np.ndarray = (canvas * STICK_INTENSITY).astype(np.uint8)
     for (x, y), colour in zip(points, KEYPOINT_COLORS):
-        canvas = cv2.circle(canvas.copy(), (int(x), int(y)), POINT_RADIUS, colour, -1)
-    return Image.fromarray(canvas.astype(np.uint8), "RGB")
+        pixels = cv2.circle(pixels.copy(), (int(x), int(y)), POINT_RADIUS, colour, -1)
+    return Image.fromarray(pixels.astype(np.uint8), "RGB")
 
 
 def place_keypoints(keypoints, source_box, target_box) -> np.ndarray:

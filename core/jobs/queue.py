@@ -80,8 +80,10 @@ class JobRecord:
 
 
 def _absolute(library_root: Path, path: str | None) -> str | None:
-    if not path:
-        return None
+    return _under(library_root, path) if path else None
+
+
+def _under(library_root: Path, path: str) -> str:
     candidate = Path(path)
     return str(candidate if candidate.is_absolute() else library_root / candidate)
 
@@ -112,7 +114,7 @@ def job_record(job: Job, library_root: Path, character: Character | None = None)
         samples=samples,
         checkpoint=checkpoint,
         checkpoints=checkpoints,
-        outputs=[_absolute(library_root, p) for p in result.get("outputs", [])],
+        outputs=[_under(library_root, p) for p in result.get("outputs", [])],
         result=result,
         error=job.error,
         worker=job.worker_id,

@@ -79,6 +79,7 @@ class Window:
         if start is None and end is None:
             return True
         if end is None:
+            assert start is not None  # both None returned above
             if queued_at is None:
                 return clock >= start
             return now >= self._first_start_after(queued_at)
@@ -103,6 +104,8 @@ class Window:
         return candidate if candidate > now else candidate + timedelta(days=1)
 
     def _first_start_after(self, moment: datetime) -> datetime:
+        # Only asked of a lone not-before: a window with neither bound is always open.
+        assert self.not_before is not None, "a window without a start has no first start"
         candidate = _at(moment, self.not_before)
         return candidate if candidate >= moment else candidate + timedelta(days=1)
 
@@ -110,5 +113,6 @@ class Window:
         if self.always:
             return "any time"
         if self.not_after is None:
+            assert self.not_before is not None  # `always` covers neither bound
             return f"from the next {format_hhmm(self.not_before)}"
         return f"{format_hhmm(self.not_before or time(0, 0))}-{format_hhmm(self.not_after)} daily"

@@ -18,8 +18,10 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import IO, Any
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows: liveness falls back to heartbeats
@@ -58,7 +60,7 @@ class WorkerLock:
         self.path = lock_path(library_root, worker_id)
         self.worker_id = worker_id
         self.info = info or {}
-        self._file = None
+        self._file: IO[str] | None = None
 
     def acquire(self) -> WorkerLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,9 @@ IP_ADAPTER_LAYERS = {"sd15": 16, "sdxl": 70}
 class ModelInspection:
     kind: str
     family: str | None  # "sd15" | "sdxl" | None when the weights do not say
-    format: str  # diffusers | single-file | kohya | diffusers-lora | peft | tencent-ip-adapter | transformers | onnx
+    # diffusers | single-file | kohya | diffusers-lora | peft | tencent-ip-adapter | transformers | onnx;
+    # None for a LoRA whose down/up keys follow none of the known layouts.
+    format: str | None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,7 +138,7 @@ def _family_from_metadata(path: Path, metadata: dict[str, str]) -> str | None:
 def _family_from_cross_dim(path: Path, cross: int | None, what: str) -> str | None:
     if cross == 1024:
         raise refuse(path, f"{article(what)} {what} with cross-attention dim 1024, i.e. SD 2.x; {ONLY_SUPPORTED}")
-    return CROSS_DIM_FAMILY.get(cross)
+    return CROSS_DIM_FAMILY.get(cross) if cross is not None else None
 
 
 def _checkpoint_file(path: Path, index: TensorIndex) -> ModelInspection:
@@ -150,6 +152,7 @@ def _checkpoint_file(path: Path, index: TensorIndex) -> ModelInspection:
         raise refuse(path, f"a Playground v2.5 (EDM) checkpoint; {ONLY_SUPPORTED}")
     if why := model_layouts.refuse_checkpoint_in_channels(in_channels):
         raise refuse(path, why)
+    family: str | None
     if index.has_prefix("conditioner.embedders.", "model.diffusion_model.label_emb."):
         family = "sdxl"
     elif index.has_prefix("cond_stage_model.transformer."):
@@ -195,9 +198,10 @@ def _lora(path: Path, index: TensorIndex) -> ModelInspection:
     if not downs:
         raise refuse(path, "a LyCORIS network (LoHa/LoKr) or other adapter; only plain LoRA (down/up) files can be used")
     cross = next((s[1] for k, s in downs.items() if _CROSS_TO_K.search(k)), None)
-    alpha = index.metadata.get("ss_network_alpha")
+    stated_alpha = index.metadata.get("ss_network_alpha")
+    alpha: float | None
     try:
-        alpha = float(alpha) if alpha not in (None, "", "None") else None
+        alpha = float(stated_alpha) if stated_alpha not in (None, "", "None") else None
     except ValueError:
         alpha = None
     if alpha is None and index.scalars:
@@ -334,7 +338,7 @@ def _ip_adapter(path: Path, index: TensorIndex) -> ModelInspection:
         raise refuse(path, "an IP-Adapter file whose image_proj tensors have impossible shapes") from None
     family, source = _family_from_metadata(path, index.metadata), "metadata"
     if family is None:
-        family, source = CROSS_DIM_FAMILY.get(cross), "cross-attention dim"
+        family, source = (CROSS_DIM_FAMILY.get(cross) if cross is not None else None), "cross-attention dim"
     details.update(
         variant=variant,
         image_embed_dim=embed,
@@ -406,6 +410,7 @@ def _checkpoint_folder(path: Path) -> ModelInspection:
     unet = read_json(unet_config) if unet_config.is_file() else {}
     cross = unet.get("cross_attention_dim")
     cross = cross if isinstance(cross, int) else None
+    family: str | None
     if class_name in SDXL_PIPELINES or unet.get("addition_embed_type") == "text_time":
         family = "sdxl"
     elif class_name in SD15_PIPELINES:
@@ -431,6 +436,7 @@ def _checkpoint_folder(path: Path) -> ModelInspection:
 
 def _controlnet_folder(path: Path, config: dict[str, Any]) -> ModelInspection:
     cross = config.get("cross_attention_dim")
+    family: str | None
     if config.get("addition_embed_type") == "text_time":
         family = "sdxl"
     else:
@@ -482,6 +488,7 @@ def _pose_estimator(
     path: Path, pose: PoseOnnxRole, detector_file: Path | None, detector: PoseOnnxRole | None, pose_file: Path | None = None
 ) -> ModelInspection:
     """Files are named relative to a registered folder; a single file is the pose model itself."""
+    assert pose.keypoints is not None  # every "pose" role has its keypoint count
     details = {
         "pose_model": (pose_file or path).name,
         "detector": detector_file.name if detector_file else None,

@@ -119,15 +119,16 @@ def _simcc_role(path: Path, image: OnnxTensor, outputs: tuple[OnnxTensor, ...]) 
     keypoints = x.shape[1]
     if keypoints is None or keypoints != y.shape[1]:
         return None
-    if height is None or width is None or x.shape[2] is None or y.shape[2] is None:
+    x_bins, y_bins = x.shape[2], y.shape[2]
+    if height is None or width is None or x_bins is None or y_bins is None:
         raise refuse(path, "a pose model with a dynamic input or output size; export it with a fixed one (e.g. 288x384)")
-    if x.shape[2] * height != y.shape[2] * width:
-        if by_name or x.shape[2] * width != y.shape[2] * height:
+    if x_bins * height != y_bins * width:
+        if by_name or x_bins * width != y_bins * height:
             return None  # x bins per pixel != y bins per pixel: not SimCC
-        x, y = y, x  # unnamed outputs, y first
+        x, y, x_bins, y_bins = y, x, y_bins, x_bins  # unnamed outputs, y first
     if keypoints not in POSE_LAYOUTS:
         raise refuse(path, f"a pose model with {keypoints} keypoints; only COCO-WholeBody (133) and COCO body (17) models can be used")
-    return PoseOnnxRole("pose", image.name, (width, height), (x.name, y.name), keypoints=keypoints, split_ratio=x.shape[2] / width)
+    return PoseOnnxRole("pose", image.name, (width, height), (x.name, y.name), keypoints=keypoints, split_ratio=x_bins / width)
 
 
 def _yolox_role(image: OnnxTensor, output: OnnxTensor) -> PoseOnnxRole | None:
@@ -138,7 +139,7 @@ def _yolox_role(image: OnnxTensor, output: OnnxTensor) -> PoseOnnxRole | None:
     grids = {sum((height // s) * (width // s) for s in strides): strides for strides in YOLOX_STRIDES}
     if anchors is not None and anchors not in grids:
         return None  # not one prediction per YOLOX grid cell
-    strides = grids.get(anchors, YOLOX_STRIDES[0])
+    strides = grids[anchors] if anchors is not None else YOLOX_STRIDES[0]
     return PoseOnnxRole("detector", image.name, (width, height), (output.name,), strides=strides, classes=values - 5)
 
 

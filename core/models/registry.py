@@ -103,8 +103,8 @@ class ModelRegistry(ModelCatalog):
         config = inspect_model_path(folder, inspection.kind)
         if config.family != inspection.family:
             raise IncompatibleModel(
-                f"--config {folder} is for {FAMILY_NAMES.get(config.family, 'an unknown family')} but the "
-                f"{KIND_NAMES[inspection.kind]} is {FAMILY_NAMES.get(inspection.family, 'of an unknown family')}"
+                f"--config {folder} is for {FAMILY_NAMES.get(config.family or '', 'an unknown family')} but the "
+                f"{KIND_NAMES[inspection.kind]} is {FAMILY_NAMES.get(inspection.family or '', 'of an unknown family')}"
             )
         return folder
 

@@ -36,6 +36,7 @@ import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -105,9 +106,9 @@ def find_pose_estimator(library: Library, model_name: str | None = None) -> Mode
         if record.kind != KIND:
             raise LibraryError(f"'{model_name}' is {a_kind(record.kind)}, not a pose estimator")
         return record
-    record = registry.default(KIND)
-    if record is not None:
-        return record
+    default = registry.default(KIND)
+    if default is not None:
+        return default
     if not registry.list(KIND):
         raise NoPoseEstimator(NO_ESTIMATOR)
     return registry.require_default(KIND)  # several and none marked: says to pick one
@@ -137,7 +138,7 @@ def read_photo(image_path: Path | str) -> np.ndarray:
         normalised = read_image_file(image_path)
     except ImageRefused as refusal:
         raise PoseExtractionError(str(refusal)) from None
-    image = Image.open(io.BytesIO(normalised.png_bytes))
+    image: Image.Image = Image.open(io.BytesIO(normalised.png_bytes))
     if image.mode == "RGBA":
         image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
     return np.asarray(image.convert("RGB"))
@@ -167,7 +168,7 @@ def _session(path: str, stamp: tuple[int, int], role: str):
     return session, found
 
 
-def _open(path: Path, role: str) -> tuple[object, PoseOnnxRole]:
+def _open(path: Path, role: str) -> tuple[Any, PoseOnnxRole]:  # (onnxruntime.InferenceSession, its role)
     stat = path.stat()
     return _session(str(path), (stat.st_size, stat.st_mtime_ns), role)
 
@@ -180,13 +181,14 @@ class PersonDetector:
     def people(self, photo: np.ndarray) -> list[Box]:
         batch, ratio = letterbox(photo, self.role.input_size)
         (raw,) = self.session.run([self.role.output_names[0]], {self.role.input_name: batch})
+        assert self.role.strides is not None  # every detector role has its strides
         boxes, scores = decode_yolox(raw[0], self.role.input_size, self.role.strides)
         keep = scores > PERSON_SCORE
         boxes, scores = boxes[keep] / ratio, scores[keep]
         height, width = photo.shape[:2]
         boxes = np.clip(boxes, 0, [width, height, width, height])
         found = boxes[non_maximum_suppression(boxes, scores, NMS_IOU)]
-        return [tuple(float(v) for v in box) for box in found if box[2] - box[0] > 1 and box[3] - box[1] > 1]
+        return [(float(x0), float(y0), float(x1), float(y1)) for x0, y0, x1, y1 in found if x1 - x0 > 1 and y1 - y0 > 1]
 
 
 def letterbox(photo: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -195,7 +197,7 @@ def letterbox(photo: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, flo
     ratio = min(width / photo.shape[1], height / photo.shape[0])
     new_w = min(width, max(1, round(photo.shape[1] * ratio)))
     new_h = min(height, max(1, round(photo.shape[0] * ratio)))
-    resized = np.asarray(Image.fromarray(photo).resize((new_w, new_h), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(photo).resize((new_w, new_h), Image.Resampling.BILINEAR))
     canvas = np.full((height, width, 3), DETECTOR_PADDING, np.uint8)
     canvas[:new_h, :new_w] = resized[..., ::-1]  # RGB -> BGR
     return canvas.transpose(2, 0, 1)[None].astype(np.float32), ratio
@@ -274,6 +276,7 @@ class PoseModel:
         pixels = cv2.warpAffine(photo, crop.matrix(), self.role.input_size, flags=cv2.INTER_LINEAR)
         batch = ((pixels.astype(np.float32) - PIXEL_MEAN) / PIXEL_STD).transpose(2, 0, 1)[None]
         simcc_x, simcc_y = self.session.run(list(self.role.output_names), {self.role.input_name: batch})
+        assert self.role.split_ratio is not None  # every pose role has its split ratio
         points, scores = decode_simcc(simcc_x[0], simcc_y[0], self.role.split_ratio)
         return crop.to_photo(points), scores
 
@@ -293,14 +296,14 @@ def openpose_person(points: np.ndarray, scores: np.ndarray, threshold: float) ->
         (round(float(x), 2), round(float(y), 2), round(float(s), 4)) if s > threshold else ABSENT for (x, y), s in zip(points, scores)
     ]
     body = _keypoints(coco17_to_openpose18(triples[BODY]))
-    groups = {"left_hand": None, "right_hand": None, "face": None}
+    groups: dict[str, tuple[Keypoint, ...] | None] = {"left_hand": None, "right_hand": None, "face": None}
     if len(triples) == 133:
-        groups = {
+        found = {
             "left_hand": _keypoints(triples[LEFT_HAND]),
             "right_hand": _keypoints(triples[RIGHT_HAND]),
             "face": _keypoints(triples[FACE] + [ABSENT, ABSENT]),  # OpenPose's pupils: DWPose has none
         }
-        groups = {name: group if any(p.present for p in group) else None for name, group in groups.items()}
+        groups = {name: group if any(p.present for p in group) else None for name, group in found.items()}
     if not any(p.present for p in body) and not any(groups.values()):
         return None
     return PersonPose(body=body, **groups)

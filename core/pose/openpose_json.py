@@ -81,7 +81,7 @@ class PersonTriples(NamedTuple):
         return [g for g in self if g]
 
     def map(self, fn) -> PersonTriples:
-        return PersonTriples(*(None if g is None else [fn(t) for t in g] for g in self))
+        return PersonTriples._make(None if g is None else [fn(t) for t in g] for g in self)
 
 
 # ---------------------------------------------------------------- reading
@@ -165,7 +165,7 @@ def coco17_to_openpose18(coco: Sequence[Triple]) -> list[Triple]:
         neck = ((left[0] + right[0]) / 2, (left[1] + right[1]) / 2, min(left[2], right[2]))
     else:
         neck = ABSENT
-    return [neck if src is None else tuple(coco[src]) for src in _OPENPOSE_FROM_COCO]
+    return [neck if src is None else coco[src] for src in _OPENPOSE_FROM_COCO]
 
 
 def _read_group(data: dict, key: str, count: int, label: str) -> list[Triple] | None:

@@ -15,10 +15,12 @@ Pure Python (no numpy, cv2, torch or Qt): the GUI lists presets and shows their 
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +102,7 @@ class PresetLibrary:
     # ------------------------------------------------------------ queries
     def list(self, tag: str | None = None, people: int | None = None) -> list[PosePreset]:
         """Presets sorted by people, then name; optionally only those with `tag` / `people`."""
-        found = self._load().values()
+        found: Iterable[PosePreset] = self._load().values()
         if tag is not None:
             wanted = tag.strip().lower()
             found = [p for p in found if wanted in p.tags]
@@ -128,7 +130,7 @@ class PresetLibrary:
     def thumbnail(self, name: str) -> Path:
         return self.get(name).thumbnail
 
-    def tags(self) -> list[str]:
+    def tags(self) -> builtins.list[str]:  # `list` here is the method above
         return sorted({tag for p in self._load().values() for tag in p.tags})
 
     def __len__(self) -> int:

@@ -119,7 +119,8 @@ def _draw_body(canvas: np.ndarray, body: tuple[Keypoint, ...], to_pixels: _Pixel
         # bit decides int(length / 2).
         length = ((y1 - y2) ** 2 + (x1 - x2) ** 2) ** 0.5
         angle = math.degrees(math.atan2(y1 - y2, x1 - x2))
-        polygon = cv2.ellipse2Poly((int(mid_x), int(mid_y)), (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1)
+        # asarray: cv2's stubs call the points a list; they are an int32 array already.
+        polygon = np.asarray(cv2.ellipse2Poly((int(mid_x), int(mid_y)), (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1))
         cv2.fillConvexPoly(canvas, polygon, color, lineType=_LINE)
     for point, color in zip(body, BODY_COLORS):
         if point.present:

@@ -127,6 +127,12 @@ _GROUP_SIZES = {
 Box = tuple[float, float, float, float]  # x, y, width, height
 
 
+def as_box(values: Iterable[float]) -> Box:
+    """Any four numbers (a placement's ints, a numpy row) as a Box of floats."""
+    x, y, width, height = (float(v) for v in values)
+    return (x, y, width, height)
+
+
 def joint_index(joint: str | int) -> int:
     """The body index of a joint given by name ("right_elbow") or by index (3)."""
     if isinstance(joint, int) and not isinstance(joint, bool):

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from core.pose.skeleton import PersonPose, PoseSkeleton
+from core.pose.skeleton import PersonPose, PoseSkeleton, as_box
 from core.scene.model import Placement, Scene, SceneError
 from storage.names import file_stem
 
@@ -95,7 +95,7 @@ def compile_scene(scene: Scene, presets: PresetSource, trigger_words: dict[str, 
     for index, placement in enumerate(scene.placements):
         person = resolve_person(placement, presets, index)
         if person is not None:
-            person = person.fitted(tuple(float(v) for v in placement.box))
+            person = person.fitted(as_box(placement.box))
         people[index] = person
 
     regions = {index: _region(scene.size, placement, people[index]) for index, placement in enumerate(scene.placements)}
@@ -112,7 +112,7 @@ def compile_scene(scene: Scene, presets: PresetSource, trigger_words: dict[str, 
                 prompt=regional_prompt(scene, placement, trigger_words.get(placement.character)),
             )
         )
-    placed = tuple(people[i] for i, _ in scene.ordered() if people[i] is not None)  # front drawn last
+    placed = tuple(p for p in (people[i] for i, _ in scene.ordered()) if p is not None)  # front drawn last
     skeleton = PoseSkeleton(people=placed, canvas_width=width, canvas_height=height)
     control = None
     if placed:
@@ -160,7 +160,8 @@ def _convex_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     def cross(o, a, b):
         return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
-    lower, upper = [], []
+    lower: list[tuple[float, float]] = []
+    upper: list[tuple[float, float]] = []
     for p in points:
         while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
             lower.pop()

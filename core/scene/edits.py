@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from core.pose.skeleton import PersonPose, PoseSkeleton
+from core.pose.skeleton import PersonPose, PoseSkeleton, as_box
 from core.scene.model import Placement, Scene
 
 DEFAULT_SIZE = (768, 512)
@@ -53,6 +53,7 @@ def placed_person(placement: Placement, presets: PresetSource) -> PersonPose | N
     pose = placement.pose
     if pose is None:
         return None
+    person: PersonPose | None
     if isinstance(pose, dict):
         try:
             person = PersonPose.from_json(pose)
@@ -60,7 +61,7 @@ def placed_person(placement: Placement, presets: PresetSource) -> PersonPose | N
             return None
     else:
         person = preset_person(pose, presets)
-    return None if person is None else person.fitted(tuple(float(v) for v in placement.box))
+    return None if person is None else person.fitted(as_box(placement.box))
 
 
 # -- placements -----------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def set_box(scene: Scene, index: int, box: tuple[float, float, float, float]) ->
     pose = placement.pose
     if isinstance(pose, dict):
         try:
-            pose = PersonPose.from_json(pose).fitted(tuple(float(v) for v in box)).to_json()
+            pose = PersonPose.from_json(pose).fitted(as_box(box)).to_json()
         except ValueError:
             pass
     return with_placement(scene, index, replace(placement, box=box, pose=pose))
@@ -227,11 +228,11 @@ def pair_placements(
     h = PAIR_HEIGHT * height
     w = min(width * 0.95, h * group_box[2] / max(group_box[3], 1) * 1.1)
     region = inside(scene, (point[0] - w / 2, point[1] - h / 2, w, h))
-    group = skeleton.fitted(tuple(float(v) for v in region))
+    group = skeleton.fitted(as_box(region))
     placements = []
     z = front_z(scene)
     for number, ((name, project), person) in enumerate(zip(characters, group.people)):
-        bx, by, bw, bh = person.bounding_box() or tuple(float(v) for v in region)
+        bx, by, bw, bh = person.bounding_box() or as_box(region)
         # Room on the figure's narrow side only: the fit stays exact (scale 1) on the other, so
         # each person renders where the preset puts it beside its partner.
         pad = PAIR_PADDING * max(bw, bh)

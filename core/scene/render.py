@@ -68,6 +68,7 @@ class SceneRenderer:
         with tempfile.TemporaryDirectory(prefix="character-studio-scene-") as scratch:
             request = self.request_for(compiled, Path(scratch), seed)
             prepared_seed = self.service.prepare(request).request.seed  # a random seed is fixed here
+            assert prepared_seed is not None
             for index in range(count):
                 image_seed = (prepared_seed + index) % 2**32
                 stored_scene = replace(scene, seed=image_seed, background=self._stored_background(scene))
@@ -79,13 +80,15 @@ class SceneRenderer:
                     extra_metadata={SCENE_METADATA_KEY: stored_scene.to_json()},
                     batch_id=batch_id,
                 )
-        if own_batch:
+        if own_batch and batch_id is not None:
             records = self.service.mark_best(batch_id, records)
         return records
 
     def request_for(self, compiled: CompiledScene, scratch: Path, seed: int | None) -> GenerationRequest:
         scene = compiled.scene
-        identities, regions, details = [], [], []
+        identities: list[IdentityEntry] = []
+        regions: list[RegionEntry] = []
+        details: list[DetailEntry] = []
         with_references = characters_with_references(self.library, scene)
         for item in compiled.placements:
             placement = item.placement
@@ -115,7 +118,7 @@ class SceneRenderer:
                         strength=placement.detail_strength,
                     )
                 )
-        controls = ()
+        controls: tuple[ControlEntry, ...] = ()
         if compiled.control_image is not None:
             control_path = scratch / "control-pose.png"
             compiled.control_image.save(control_path)

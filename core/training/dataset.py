@@ -29,6 +29,7 @@ from PIL import Image, ImageOps
 
 from core.catalog.records import CharacterRecord, ReferenceRecord
 from storage.errors import LibraryError
+from storage.references import crop_box_tuple
 
 MANIFEST_NAME = "dataset.json"
 VIEW_WORDS = {"front": "front view", "three-quarter": "three-quarter view", "side": "side view", "back": "back view"}
@@ -158,7 +159,7 @@ def instance_images(character: CharacterRecord, resolution: int, buckets: bool) 
     choices = make_buckets(resolution) if buckets else [(resolution, resolution)]
     images = []
     for reference in character.references:
-        crop = tuple(reference.crop_box) if reference.crop_box else None
+        crop = crop_box_tuple(reference.crop_box)
         width, height = (crop[2], crop[3]) if crop else (reference.width, reference.height)
         images.append(
             TrainingImage(

@@ -52,6 +52,7 @@ def ensure_class_images(
             if reason:
                 return [class_image_path(folder, i) for i in range(count) if class_image_path(folder, i).exists()], reason
         seed = (config.seed + CLASS_SEED_OFFSET + index) % 2**32
+        assert config.class_prompt is not None  # validate() requires one for DreamBooth
         image = samples.render(pipe, [config.class_prompt], seed, config.class_steps, (size, size), autocast_dtype)[0]
         samples.save_png(image, class_image_path(folder, index))
         done += 1

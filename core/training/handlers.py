@@ -121,6 +121,7 @@ class _Training:
 
         class_images: list[data.TrainingImage] = []
         if config.uses_prior:
+            assert config.class_prompt is not None  # validate() requires one for DreamBooth
             paths = self._class_images(pipe, resolution, precision)
             class_images = data.class_images(paths, config.class_prompt, resolution)
 

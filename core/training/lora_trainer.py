@@ -126,7 +126,7 @@ class LoraTrainer:
             self.unet.to(self.device, torch.float32)
             self.unet.requires_grad_(True)
         else:
-            lora = dict(r=config.rank, lora_alpha=config.network_alpha, init_lora_weights="gaussian")
+            lora: dict[str, Any] = dict(r=config.rank, lora_alpha=config.network_alpha, init_lora_weights="gaussian")
             self.unet.add_adapter(LoraConfig(**lora, target_modules=UNET_TARGETS))
             if config.train_text_encoder:
                 for encoder in self.text_encoders.values():
@@ -285,18 +285,24 @@ class LoraTrainer:
     def _batch(self, encoded: EncodedSet, batch: list[tuple[int, bool]]):
         indices = [i for i, _ in batch]
         if encoded.latents is not None:
-            latents = torch.stack([encoded.flipped[i] if flip else encoded.latents[i] for i, flip in batch]).to(self.device)
+            # Flipped latents exist only when flipping is on, and only then is `flip` ever true.
+            cached, flipped = encoded.latents, encoded.flipped or []
+            latents = torch.stack([flipped[i] if flip else cached[i] for i, flip in batch]).to(self.device)
         else:
-            pixels = torch.stack([encoded.pixels[i].pixels.flip(-1) if flip else encoded.pixels[i].pixels for i, flip in batch])
+            assert encoded.pixels is not None  # kept whenever latents are not cached
+            images = encoded.pixels
+            pixels = torch.stack([images[i].pixels.flip(-1) if flip else images[i].pixels for i, flip in batch])
             with torch.no_grad():
                 latents = self.encode_pixels(pixels)
         captions = [encoded.caption_index[i] for i in indices]
         if encoded.text is not None:
-            text = TextConditioning(
-                torch.cat([encoded.text[c].hidden for c in captions]),
-                torch.cat([encoded.text[c].pooled for c in captions]) if encoded.text[0].pooled is not None else None,
-            ).to(self.device)
+            conditioning = [encoded.text[c] for c in captions]
+            pooled = None
+            if encoded.text[0].pooled is not None:  # SDXL: every caption has its pooled embedding
+                pooled = torch.cat([t.pooled for t in conditioning if t.pooled is not None])
+            text = TextConditioning(torch.cat([t.hidden for t in conditioning]), pooled).to(self.device)
         else:
+            assert encoded.tokens is not None  # kept whenever the text encoders train
             tokens = [torch.cat([encoded.tokens[c][k] for c in captions]) for k in range(len(encoded.tokens[0]))]
             text = self.captions.encode(tokens, self.device)
         time_ids = None
@@ -327,7 +333,7 @@ class LoraTrainer:
 
     def train_step(self) -> float:
         """One optimizer step; returns its loss."""
-        if self.cursor is None:
+        if self.cursor is None or self.instances is None:
             raise RuntimeError("prepare_data first")
         autocast = (
             torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
@@ -338,6 +344,7 @@ class LoraTrainer:
         with autocast:
             loss = self._losses(*instance).mean()
             if self.class_cursor is not None:
+                assert self.classes is not None  # set with its cursor
                 prior = self._batch(self.classes, self.class_cursor.next_batch())
                 loss = loss + self.config.prior_weight * self._losses(*prior).mean()
         parameters = list(self.trainable.values())
