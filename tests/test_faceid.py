@@ -44,7 +44,7 @@ def studio(tmp_path_factory):
     registry.add(save_tiny_ip_adapter_faceid(root / "models" / "ip-adapter-faceid_tiny.safetensors"), name="tiny-faceid")
     registry.add(paths.lora, name="user-style")
     service = GenerationService(library, device="cpu")
-    service._face_analyzer = FixedFaces()
+    service.identities.face_analyzer = FixedFaces()
     yield library, service
     library.close()
 

@@ -52,7 +52,7 @@ def studio(tmp_path_factory):
     registry.add(save_tiny_ip_adapter_faceid_plus(folder / "ip-adapter-faceid-plus_tiny.safetensors"), name="plus")
     registry.add(save_tiny_ip_adapter_faceid_plus(folder / "ip-adapter-faceid-plusv2_tiny.safetensors"), name="plusv2")
     service = GenerationService(library, device="cpu")
-    service._face_analyzer = FixedFaces()
+    service.identities.face_analyzer = FixedFaces()
     yield library, service
     library.close()
 
@@ -98,7 +98,7 @@ def test_faceid_plus_renders_with_the_face_identity_and_the_face_crop(studio):
 
 def test_the_face_crop_itself_changes_the_image(studio):
     _, service = studio
-    faces = service._face_analyzer
+    faces = service.identities.face_analyzer
     [before] = service.generate(request("plus"))
     original = faces.crops["Aria"]
     try:

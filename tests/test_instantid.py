@@ -73,7 +73,7 @@ def studio(tmp_path_factory):
         control_type="instantid",
     )
     service = GenerationService(library, device="cpu")
-    service._face_analyzer = FixedFaces()
+    service.identities.face_analyzer = FixedFaces()
     yield library, service
     library.close()
 

@@ -8,42 +8,33 @@ the store (file first) and recorded with their request, seed and characters.
 
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 import threading
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image
 
 from core import __version__
-from core.catalog.image_import import ImageRefused, pixel_sha256, read_image_file
+from core.catalog.image_import import pixel_sha256
 from core.common.memory_budget import default_budget_bytes
 from core.engine.devices import choose_device
-from core.engine.image_embeddings import EncoderInput
-from core.engine.pipeline_cache import EngineError, MemoryOptions, WeightsRef
-from core.engine.runner import ControlPlan, DetailPlan, Engine, IdentityPlan, ProgressCallback, RegionPlan, RenderPlan
+from core.engine.pipeline_cache import EngineError, MemoryOptions
+from core.engine.runner import ControlPlan, DetailPlan, Engine, ProgressCallback, RegionPlan, RenderPlan
 from core.engine.samplers import UnknownSampler, canonical_sampler
+from core.generation.identities import IdentityResolver, ResolvedCharacters
+from core.generation.inputs import CACHE_DIRNAME, GenerationRefused, InputImages
 from core.generation.png_metadata import ImageMetadata, UsedModel, encode_png
 from core.generation.queries import GenerationRecord, generation_record
-from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry, RequestError
+from core.generation.request import GenerationRequest, IdentityEntry, RequestError
 from core.generation.request_models import RequestModels
 from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
-from core.identity.keypoints import draw_face_keypoints, place_keypoints
-from core.models.registry import ModelRecord, ModelRegistry
-from storage import characters as character_store
+from core.models.registry import ModelRegistry
 from storage import generations as generation_store
 from storage.errors import LibraryError
-from storage.filestore import sha256_bytes
 from storage.library import Library
-from storage.references import crop_box_tuple
 
-if TYPE_CHECKING:
-    from core.identity.face_analysis import FaceAnalyzer  # for the annotation; imported where first used
-
-CACHE_DIRNAME = "cache"
 log = logging.getLogger(__name__)
 
 # A NaN during sampling (fp16 overflowing, most often in the VAE) decodes to one flat colour, black
@@ -53,24 +44,13 @@ FLAT_IMAGE_WARNING = "the image is one flat colour (a NaN during sampling?); try
 FLAT_IMAGE_NOTE = "not measured: the image is one flat colour"
 
 
-class GenerationRefused(LibraryError):
-    """A request that cannot run as asked; nothing was loaded or written."""
-
-
-@dataclass(frozen=True)
-class _ResolvedCharacters:
-    ids: tuple[int, ...]
-    project_id: int | None
-    described: tuple[dict[str, Any], ...]
-
-
 @dataclass(frozen=True)
 class PreparedRequest:
     """A request with every name resolved, ready to render image after image."""
 
     request: GenerationRequest
     plan: RenderPlan
-    characters: _ResolvedCharacters
+    characters: ResolvedCharacters
     used: dict[str, Any]
     inputs: tuple[tuple[bytes, str], ...]
 
@@ -91,7 +71,7 @@ class GenerationService:
         self._memory = memory
         self._budget = memory_budget_bytes
         self._engine: Engine | None = None
-        self._face_analyzer: FaceAnalyzer | None = None
+        self.identities = IdentityResolver(library, self.registry, self.models)
 
     @property
     def engine(self) -> Engine:
@@ -171,15 +151,11 @@ class GenerationService:
         try:
             face_models = self.registry.default("face-models")
             if face_models is not None:
-                from core.identity.face_analysis import FaceAnalyzer
-
-                if self._face_analyzer is None:
-                    self._face_analyzer = FaceAnalyzer(self.library, face_models)
-                return FaceScorer(self._face_analyzer).score_all(image, regions)
+                return FaceScorer(self.identities.analyzer()).score_all(image, regions)
             encoder = next((i.encoder for i in prepared.plan.identities if i.encoder is not None), None)
             if encoder is None:
                 registered = self.registry.default("image-encoder")
-                encoder = self._ref(registered) if registered is not None else None
+                encoder = self.identities.ref(registered) if registered is not None else None
             if encoder is None:
                 note = "no image encoder or face models registered to measure it"
                 return ConsistencyReport(tuple(CharacterScore(r.character, None, None, note) for r in regions))
@@ -205,7 +181,7 @@ class GenerationService:
             project, box, images = by_character.get(name, (described["project"], None, None))
             if images is None:
                 try:
-                    images = self._identity_images(IdentityEntry(character=name, project=described["project"]))
+                    images = self.identities.reference_images(IdentityEntry(character=name, project=described["project"]))
                 except LibraryError:
                     images = ()
             regions.append(ScoredRegion(name, project or described["project"], box, tuple(images)))
@@ -233,15 +209,13 @@ class GenerationService:
         if request.seed is None:
             request = replace(request, seed=secrets.randbelow(2**32))
         size = (request.width, request.height)
-        # Every image file the request reads is copied into the library and the stored request
-        # points at the copy, so it stays reproducible after the originals change or go.
-        inputs = _InputImages(self.library)
+        inputs = InputImages(self.library)
         base = self.models.base(request.base)
         loras = tuple((self.models.lora(entry.model, base), entry.weight) for entry in request.loras)
-        characters = self._characters(request)
+        characters = self.identities.characters(request)
         identities, stored_identities = [], []
         for entry in request.identities:
-            identity = self._identity(entry, base)
+            identity = self.identities.plan(entry, base)
             mask_path = None
             if entry.mask:
                 mask, mask_path = inputs.read(entry.mask, "mask", size, "L", what="identity mask")
@@ -249,10 +223,10 @@ class GenerationService:
             identities.append(identity)
             stored_identities.append(replace(entry, ip_adapter=identity.adapter.name, mask=mask_path))
         controls, stored_controls = [], []
-        for control in (*request.controls, *self._identity_net_controls(request, base)):
+        for control in (*request.controls, *self.identities.identity_net_controls(request, base)):
             model = self.models.controlnet(control, base)
             image, stored_path = inputs.read(control.image, "control", size, "RGB", what="control image")
-            controls.append(ControlPlan(self._ref(model), image, control.scale, control.start, control.end, control.identity))
+            controls.append(ControlPlan(self.identities.ref(model), image, control.scale, control.start, control.end, control.identity))
             stored_controls.append(replace(control, image=stored_path, model=model.name, control_type=model.control_type))
         regions, stored_regions = [], []
         for region in request.regions:
@@ -262,7 +236,7 @@ class GenerationService:
         details, stored_details = [], []
         for detail in request.details:
             mask, stored_path = inputs.read(detail.mask, "mask", size, "L", what="detail mask")
-            detail_loras = tuple((self._ref(self.models.lora(lora.model, base)), lora.weight) for lora in detail.loras)
+            detail_loras = tuple((self.identities.ref(self.models.lora(lora.model, base)), lora.weight) for lora in detail.loras)
             detail_identity = identities[detail.identity] if detail.identity is not None else None
             if detail_identity is not None:
                 detail_identity = replace(detail_identity, mask=None)  # the pass only repaints its region anyway
@@ -282,8 +256,8 @@ class GenerationService:
         )
         plan = RenderPlan(
             request,
-            self._ref(base),
-            tuple((self._ref(m), w) for m, w in loras),
+            self.identities.ref(base),
+            tuple((self.identities.ref(m), w) for m, w in loras),
             tuple(identities),
             tuple(controls),
             tuple(regions),
@@ -299,160 +273,6 @@ class GenerationService:
             "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, "controlnet") for c in controls),
         }
         return PreparedRequest(request, plan, characters, used, inputs.stored())
-
-    def _ref(self, record: ModelRecord) -> WeightsRef:
-        config = record.details.get("config_dir")
-        return WeightsRef(
-            name=record.name,
-            kind=record.kind,
-            path=Path(record.path),
-            sha256=self.registry.sha256_of(record),
-            family=record.family,
-            config_dir=Path(config) if config else None,
-            inpainting=bool(record.details.get("inpainting")) or record.details.get("variant") == "inpainting",
-        )
-
-    def _characters(self, request: GenerationRequest) -> _ResolvedCharacters:
-        ids, described, project_id = [], [], None
-        projects = {i.character: i.project for i in request.identities if i.character}
-        with self.library.db.reading() as session:
-            for name in request.all_characters():
-                character = character_store.find_character(session, name, projects.get(name))
-                ids.append(character.id)
-                project_id = project_id or character.project_id
-                described.append({"name": character.name, "project": character.project.name, "id": character.id})
-        return _ResolvedCharacters(tuple(ids), project_id, tuple(described))
-
-    def _identity(self, entry: IdentityEntry, base: ModelRecord) -> IdentityPlan:
-        adapter = self.models.identity_adapter(entry, base)
-        if entry.method == "ip-adapter":
-            return IdentityPlan(self._ref(adapter), self._encoder_for(adapter), self._identity_images(entry), entry.scale)
-        variant = adapter.details.get("variant")
-        if variant in ("faceid-plus", "faceid-plusv2"):
-            # FaceID Plus sees the face twice: its identity, and CLIP's view of the face crops.
-            face = self._face_embedding(entry)
-            encoder = self._encoder_for(adapter)
-            shortcut = variant == "faceid-plusv2"
-            return IdentityPlan(
-                self._ref(adapter), encoder, self._face_crops(entry), entry.scale, face_embedding=face, faceid_shortcut=shortcut
-            )
-        return IdentityPlan(self._ref(adapter), None, (), entry.scale, face_embedding=self._face_embedding(entry))
-
-    def _identity_net_controls(self, request: GenerationRequest, base: ModelRecord) -> list[ControlEntry]:
-        """InstantID's IdentityNet entries: the face keypoint image of each InstantID identity,
-        unless the request already carries one (a request read back from an image does)."""
-        present = {c.identity for c in request.controls if c.identity is not None}
-        entries = []
-        for index, identity in enumerate(request.identities):
-            if identity.method != "instantid" or index in present:
-                continue
-            found = self._analyzer().character_keypoints(identity.character, identity.project)
-            if found is None:
-                raise GenerationRefused(f"no face was found in {identity.character}'s references for InstantID's keypoints")
-            keypoints, face_box, (ref_width, ref_height) = found
-            if identity.face_box is not None:
-                target = identity.face_box
-            else:
-                # Where the face is in the reference, with the reference fitted into the image.
-                scale = min(request.width / ref_width, request.height / ref_height)
-                offset_x, offset_y = (request.width - ref_width * scale) / 2, (request.height - ref_height * scale) / 2
-                x, y, w, h = face_box
-                target = (x * scale + offset_x, y * scale + offset_y, w * scale, h * scale)
-            placed = place_keypoints(keypoints, face_box, target)
-            path = self.library.root / CACHE_DIRNAME / "inputs" / f"instantid-keypoints-{secrets.token_hex(6)}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draw_face_keypoints((request.width, request.height), placed).save(path)
-            entries.append(ControlEntry(image=str(path), control_type="instantid", scale=identity.scale, identity=index))
-        return entries
-
-    def _analyzer(self):
-        if self._face_analyzer is None:
-            try:
-                from core.identity.face_analysis import FaceAnalyzer
-            except ImportError:
-                raise GenerationRefused(
-                    "face methods need face analysis over registered face models, which this version does not have yet; "
-                    "use --method ip-adapter"
-                ) from None
-            self._face_analyzer = FaceAnalyzer(self.library)
-        return self._face_analyzer
-
-    def _face_embedding(self, entry: IdentityEntry) -> tuple[float, ...]:
-        if not entry.character:
-            raise GenerationRefused(f"--method {entry.method} takes a character, whose reference faces it uses")
-        analyzer = self._analyzer()
-        # Each method gets the identity it was trained on: InstantID the raw ArcFace embedding,
-        # FaceID the unit-normed one.
-        if entry.method == "instantid":
-            embedding = analyzer.character_raw_embedding(entry.character, entry.project)
-        else:
-            embedding = analyzer.character_embedding(entry.character, entry.project)
-        if embedding is None:
-            raise GenerationRefused(
-                f"no face was found in {entry.character}'s references; add a reference that shows the face "
-                f"(see `character analyse-faces {entry.character}`)"
-            )
-        return tuple(float(v) for v in embedding)
-
-    def _face_crops(self, entry: IdentityEntry) -> tuple[EncoderInput, ...]:
-        """The character's aligned face crops as encoder inputs, written once into the cache."""
-        inputs = []
-        for crop in self._analyzer().character_face_crops(entry.character, entry.project):
-            digest = pixel_sha256(crop)
-            scratch = self.library.root / CACHE_DIRNAME / "inputs" / f"face-{digest}.png"
-            if not scratch.exists():
-                scratch.parent.mkdir(parents=True, exist_ok=True)
-                crop.save(scratch)
-            inputs.append(EncoderInput(digest, scratch))
-        if not inputs:
-            raise GenerationRefused(
-                f"no face was found in {entry.character}'s references for FaceID Plus to crop; add a reference that shows the face"
-            )
-        return tuple(inputs)
-
-    def _encoder_for(self, adapter: ModelRecord) -> WeightsRef:
-        path = self.registry.image_encoder_for(adapter)
-        if path is None:
-            raise GenerationRefused(
-                f"IP-Adapter '{adapter.name}' needs a CLIP image encoder: register one with "
-                f"`model add DIR --kind image-encoder`, or put an image_encoder folder beside {Path(adapter.path).name}"
-            )
-        registered = [m for m in self.registry.list(kind="image-encoder") if Path(m.path) == Path(path)]
-        record = registered[0] if registered else self.registry.add(path, kind="image-encoder")
-        return self._ref(record)
-
-    def _identity_images(self, entry: IdentityEntry) -> tuple[EncoderInput, ...]:
-        images: list[EncoderInput] = []
-        if entry.character:
-            with self.library.db.reading() as session:
-                character = character_store.find_character(session, entry.character, entry.project)
-                references = character_store.live_references(session, character)
-                if entry.references:
-                    wanted = set(entry.references)
-                    references = [r for r in references if r.id in wanted]
-                    missing = wanted - {r.id for r in references}
-                    if missing:
-                        raise GenerationRefused(f"'{character.name}' has no reference image {sorted(missing)[0]}")
-                if not references:
-                    raise GenerationRefused(
-                        f"'{character.name}' has no reference images; add some with `character add-refs {character.name} FILE...`"
-                    )
-                for reference in references:
-                    crop = crop_box_tuple(reference.crop_box)
-                    images.append(
-                        EncoderInput(reference.file.pixel_sha256 or reference.file.sha256, self.library.root / reference.file.relpath, crop)
-                    )
-        for path in entry.images:
-            try:
-                image = read_image_file(path)
-            except ImageRefused as refusal:
-                raise GenerationRefused(str(refusal)) from None
-            scratch = self.library.root / CACHE_DIRNAME / "inputs" / f"{image.pixel_sha256}.png"
-            if not scratch.exists():
-                scratch.parent.mkdir(parents=True, exist_ok=True)
-                scratch.write_bytes(image.png_bytes)
-            images.append(EncoderInput(image.pixel_sha256, scratch))
-        return tuple(images)
 
     # -- results --------------------------------------------------------------------------
     def _record(
@@ -527,35 +347,6 @@ def _mask_box(mask: Image.Image | None) -> tuple[int, int, int, int] | None:
     if box is None:
         return None
     return box[0], box[1], box[2] - box[0], box[3] - box[1]
-
-
-class _InputImages:
-    """Image files a request reads, normalised, with the library paths their copies will have."""
-
-    def __init__(self, library: Library):
-        self.library = library
-        self._stored: dict[str, tuple[bytes, str]] = {}
-
-    def read(self, text: str, role: str, size: tuple[int, int], mode: str, what: str) -> tuple[Image.Image, str]:
-        path = Path(text)
-        if not path.is_absolute() and text.startswith("files/"):
-            try:
-                path = self.library.files.stored_path(text)
-            except LibraryError as refusal:
-                raise GenerationRefused(f"{what}: {refusal}") from None
-        try:
-            normalised = read_image_file(path)
-        except ImageRefused as refusal:
-            raise GenerationRefused(f"{what} {refusal}") from None
-        image = Image.open(io.BytesIO(normalised.png_bytes)).convert(mode)
-        if image.size != size:
-            image = image.resize(size, Image.Resampling.BICUBIC if mode == "RGB" else Image.Resampling.BILINEAR)
-        relpath = self.library.files.relpath_for(sha256_bytes(normalised.png_bytes), ".png")
-        self._stored[relpath] = (normalised.png_bytes, role)
-        return image, relpath
-
-    def stored(self) -> tuple[tuple[bytes, str], ...]:
-        return tuple(self._stored.values())
 
 
 __all__ = ["EngineError", "GenerationRecord", "GenerationRefused", "GenerationService", "generation_record"]
