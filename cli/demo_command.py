@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from cli.output import Output
@@ -10,6 +11,7 @@ from core.catalog.service import Catalog
 from core.demo.library import DEMO_PROJECT, build_demo_library
 from storage.errors import LibraryError
 from storage.filestore import sha256_file
+from storage.location import resolve_library_dir
 
 SELF_TEST_NOTE = (
     "These images come from tiny random-weight models: they test the installation end to end "
@@ -21,6 +23,20 @@ SELF_TEST_NOTE = (
 def register(tree: CommandTree) -> None:
     p = tree.command("demo", "self-test: tiny models, a demo project with two characters, rendered end to end", demo)
     p.add_argument("--no-render", action="store_true", help="only build and check the demo library")
+
+
+def next_steps(root: Path) -> str:
+    """Commands that open this library: the demo usually runs with --library, and a hint without it
+    would show the default library, empty."""
+    here = "" if root == resolve_library_dir() else f" --library {shlex.quote(_shown(root))}"
+    return f"Next: `character-studio{here} generation list`, or open the studio on it: `character-studio{here}`."
+
+
+def _shown(root: Path) -> str:
+    try:
+        return "./" + root.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(root)
 
 
 def demo(catalog: Catalog, args, out: Output) -> None:
@@ -64,5 +80,5 @@ def demo(catalog: Catalog, args, out: Output) -> None:
         lines.append(f"  fight scene #{rendered.scene.id} ({rendered.scene_file}): {rendered.scene.path}")
         lines.append(f"  turnaround sheet: {rendered.sheet_png} and {rendered.sheet_pdf}")
         lines.append(SELF_TEST_NOTE)
-    lines.append("Next: `character-studio generation list`, or open the studio with no command.")
+    lines.append(next_steps(catalog.library.root))
     out.emit(data, "\n".join(lines))

@@ -148,3 +148,6 @@ def test_demo_builds_library_and_verifies_files(cli):
     assert [r["view"] for r in data["characters"][0]["references"]] == ["front", "three-quarter", "side", "back"]
     again = cli("demo", "--no-render", "--json").json()  # idempotent: finds, does not duplicate
     assert again["created"] is False and again["files_verified"] == 8
+    # Its hint opens the library it built, not the (empty) default one.
+    text = cli("demo", "--no-render").stdout
+    assert f"character-studio --library {cli.library_dir} generation list" in text

@@ -8,7 +8,7 @@ from PIL import Image
 
 from core.catalog.service import Catalog
 from core.demo.library import DEMO_PROJECT, build_demo_library
-from core.sheets.render import EXPRESSIONS, TURNAROUND_VIEWS, export_sheet, layout_sheet
+from core.sheets.render import EXPRESSIONS, TURNAROUND_VIEWS, export_sheet, layout_sheet, make_sheet
 from storage.errors import LibraryError
 from storage.references import ReferenceTags
 
@@ -35,6 +35,20 @@ def test_export_writes_png_and_a_one_page_pdf(tmp_path):
     assert data.startswith(b"%PDF") and data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(b"/Type/Page") >= 1
     with pytest.raises(LibraryError, match="must end in .png or .pdf"):
         export_sheet(sheet, tmp_path / "kael.jpg")
+
+
+def test_a_sheet_name_that_cannot_be_written_is_refused_before_any_panel_renders(tmp_path):
+    class NoRendering:
+        def generate(self, *args, **kwargs):
+            raise AssertionError("rendered a panel for a sheet that cannot be saved")
+
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    for out, words in (
+        (tmp_path / "x.gif", "must end in .png or .pdf, got x.gif"),
+        (tmp_path / "taken" / "x.png", "is a file, not a folder"),
+    ):
+        with pytest.raises(LibraryError, match=words):
+            make_sheet(None, "Aria", "turnaround", out, NoRendering())  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

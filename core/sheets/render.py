@@ -135,6 +135,7 @@ def make_sheet(
     progress=None,
     method: str = "ip-adapter",
 ) -> Sheet:
+    sheet_files(out)  # a name that cannot be written is refused before minutes of rendering
     service = service or GenerationService(library)
     with tempfile.TemporaryDirectory(prefix="character-studio-sheet-") as scratch:
         plan = plan_sheet(library, character, kind, Path(scratch), project, size, seed, steps, prompt, negative, base, method)
@@ -229,13 +230,24 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def export_sheet(image: Image.Image, out: Path) -> tuple[Path, Path]:
-    """Writes the sheet as PNG and as a one-page PDF; `out` names either, the other goes beside it."""
+def sheet_files(out: Path) -> tuple[Path, Path]:
+    """The PNG and PDF that `out` (either of them) names; refuses another format or a folder that
+    cannot hold them."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".pdf"):
         raise LibraryError(f"sheet output must end in .png or .pdf, got {out.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = out.with_suffix(".png"), out.with_suffix(".pdf")
+    if out.is_dir():
+        raise LibraryError(f"sheet output {out} is a folder; name a file such as {out / 'sheet.png'}")
+    folder = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise LibraryError(f"sheet output {out}: {folder} is a file, not a folder")
+    return out.with_suffix(".png"), out.with_suffix(".pdf")
+
+
+def export_sheet(image: Image.Image, out: Path) -> tuple[Path, Path]:
+    """Writes the sheet as PNG and as a one-page PDF; `out` names either, the other goes beside it."""
+    png, pdf = sheet_files(out)
+    png.parent.mkdir(parents=True, exist_ok=True)
     image.save(png, format="PNG")
     image.save(pdf, format="PDF", resolution=150.0)
     return png, pdf
