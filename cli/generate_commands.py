@@ -13,6 +13,7 @@ from cli.parser import CommandTree
 from core.catalog.service import Catalog
 from core.generation.request import GenerationRequest, RequestError
 from core.generation.request_options import request_from_options
+from core.models.catalog import ModelCatalog
 from storage.errors import LibraryError
 
 # The names a batch item takes: the same as the flags, as the generate contract says.
@@ -55,10 +56,10 @@ def register(tree: CommandTree) -> None:
         "--control", action="append", default=[], metavar="MODEL=IMAGE[:SCALE]", help="MODEL: a ControlNet name or a control type"
     )
     p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--cfg", type=float, default=7.0)
-    p.add_argument("--sampler", default="DPM++ 2M Karras")
-    p.add_argument("--size", default="512x512", metavar="WxH")
+    p.add_argument("--steps", type=int, help="default: the base's (30 for SD 1.5 and SDXL)")
+    p.add_argument("--cfg", type=float, help="default: the base's (7 for SD 1.5, 6 for SDXL)")
+    p.add_argument("--sampler", help="default: DPM++ 2M Karras")
+    p.add_argument("--size", metavar="WxH", help="default: the base's own size (512x512 for SD 1.5, 1024x1024 for SDXL)")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--best-of", type=int, metavar="N", help="render N seeds, keep them all, mark the most consistent one")
     p.add_argument("--batch", metavar="FILE.json", help="a JSON list of requests, run in one warm process")
@@ -141,14 +142,18 @@ def read_batch(path: str) -> list[dict[str, Any]]:
 
 
 def generate(catalog: Catalog, args, out: Output) -> None:
+    models = ModelCatalog(catalog.library)
     try:
         if args.from_image:
             requests = [request_from_image(args.from_image, args.seed)]
         elif args.batch:
             # A batch file is read like any file: its images must be the library's own.
-            requests = [request_from_options(item, args.project).confined_to_library() for item in read_batch(args.batch)]
+            requests = [
+                request_from_options(item, args.project, models.render_defaults(item.get("base") or args.base)).confined_to_library()
+                for item in read_batch(args.batch)
+            ]
         else:
-            requests = [request_from_options(vars(args), args.project)]
+            requests = [request_from_options(vars(args), args.project, models.render_defaults(args.base))]
     except RequestError as exc:
         raise LibraryError(str(exc)) from None
     if args.queue:

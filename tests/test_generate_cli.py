@@ -95,6 +95,22 @@ def test_generate_then_make_it_again_from_the_png(demo_library, tmp_path):
     assert np.array_equal(np.asarray(Image.open(copy["path"])), np.asarray(Image.open(record["path"])))
 
 
+def test_defaults_follow_the_base_the_demo_models_render_at_their_own_size(demo_library):
+    """No --size: the base's own size (its VAE says 64 for the demo's models), not SD 1.5's 512,
+    which on a CPU turned a two-image default into half an hour."""
+    listed = demo_library("model", "list", "--kind", "checkpoint", "--json").json()
+    assert [m["details"]["native_size"] for m in listed if m["name"] == "demo-tiny-sd15"] == [[64, 64]]
+    made = demo_library("generate", "--character", "Aria", "--prompt", "ariaknight", "--steps", "2", "--seed", "5", "--json")
+    assert made.code == 0, made.stderr
+    [record] = made.json()
+    assert (record["width"], record["height"]) == (64, 64)
+    assert (record["request"]["cfg"], record["request"]["sampler"]) == (7.0, "DPM++ 2M Karras")  # SD 1.5's
+    queued = demo_library("generate", "--character", "Aria", "--prompt", "ariaknight", "--size", "96x64", "--queue", "--json")
+    assert queued.code == 0, queued.stderr
+    [job] = queued.json()
+    assert (job["payload"]["request"]["width"], job["payload"]["request"]["height"]) == (96, 64)  # a given size wins
+
+
 def test_batch_runs_in_one_process_and_bad_batches_are_refused(demo_library, tmp_path):
     batch = tmp_path / "batch.json"
     batch.write_text(

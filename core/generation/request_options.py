@@ -6,16 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from core.generation.request import GenerationRequest, IdentityEntry, RequestError, parse_control, parse_lora, parse_size
+from core.models.kinds import UNKNOWN_FAMILY_DEFAULTS, RenderDefaults
 
 
-def request_from_options(options: dict[str, Any], project: str | None = None) -> GenerationRequest:
-    """One request from flag-named values (the CLI's or a batch item's)."""
+def request_from_options(options: dict[str, Any], project: str | None = None, defaults: RenderDefaults | None = None) -> GenerationRequest:
+    """One request from flag-named values (the CLI's or a batch item's). Size, steps, CFG and
+    sampler not given come from `defaults`: the base's (ModelCatalog.render_defaults)."""
+    defaults = defaults or UNKNOWN_FAMILY_DEFAULTS
     characters = options.get("character") or []
     if isinstance(characters, str):
         characters = [characters]
     if not options.get("prompt"):
         raise RequestError("--prompt is required")
-    width, height = parse_size(str(options.get("size") or "512x512"))
+    width, height = parse_size(str(options.get("size") or defaults.size))
     method = options.get("method") or "ip-adapter"
     identities = (
         ()
@@ -37,13 +40,18 @@ def request_from_options(options: dict[str, Any], project: str | None = None) ->
         base=options.get("base"),
         width=width,
         height=height,
-        steps=int(options.get("steps", 30)),
-        cfg=float(options.get("cfg", 7.0)),
+        steps=int(_given(options, "steps", defaults.steps)),
+        cfg=float(_given(options, "cfg", defaults.cfg)),
         seed=options.get("seed"),
-        sampler=options.get("sampler") or "DPM++ 2M Karras",
+        sampler=options.get("sampler") or defaults.sampler,
         count=int(options.get("count", 1)),
         characters=tuple(characters),
         identities=identities,
         loras=tuple(parse_lora(text) for text in options.get("lora") or []),
         controls=tuple(parse_control(text) for text in options.get("control") or []),
     )
+
+
+def _given(options: dict[str, Any], key: str, default: Any) -> Any:
+    value = options.get(key)
+    return default if value is None else value

@@ -6,11 +6,11 @@ the queue's checks use it without pulling in what inspects weights.
 from __future__ import annotations
 
 import builtins
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.catalog.records import timestamp
-from core.models.kinds import FAMILY_NAMES, KIND_NAMES, KINDS, a_kind
+from core.models.kinds import FAMILY_DEFAULTS, FAMILY_NAMES, KIND_NAMES, KINDS, UNKNOWN_FAMILY_DEFAULTS, RenderDefaults, a_kind
 from storage import models as model_store
 from storage.errors import Conflict, LibraryError, NotFound
 from storage.library import Library
@@ -116,6 +116,16 @@ class ModelCatalog:
                 models = [m for m in model_store.list_models(session, kind, None, control_type) if m.family is None]
             return [ModelRecord.of(m) for m in models]
 
+    def render_defaults(self, base: str | None = None) -> RenderDefaults:
+        """Size, steps, CFG and sampler that suit the base (by name, else the default checkpoint):
+        its own native size where its files say it, else its family's. A base that cannot be found
+        gets the SD 1.5 defaults; the request is refused for it later, in words."""
+        try:
+            record = self.get(base) if base else self.default("checkpoint")
+        except LibraryError:
+            record = None
+        return render_defaults_of(record)
+
     def check_compatible(self, record: ModelRecord, base_record: ModelRecord) -> None:
         """Refuses an add-on made for another family than the checkpoint, before any loading."""
         if base_record.kind != "checkpoint":
@@ -139,3 +149,13 @@ class ModelCatalog:
     def _record(self, session, model: RegisteredModel) -> ModelRecord:
         names = model_store.character_names(session, {model.character_id} if model.character_id else set())
         return ModelRecord.of(model, names.get(model.character_id) if model.character_id else None)
+
+
+def render_defaults_of(record: ModelRecord | None) -> RenderDefaults:
+    if record is None or record.kind != "checkpoint":
+        return UNKNOWN_FAMILY_DEFAULTS
+    family = FAMILY_DEFAULTS.get(record.family or "", UNKNOWN_FAMILY_DEFAULTS)
+    native = record.details.get("native_size")
+    if isinstance(native, list) and len(native) == 2 and all(isinstance(v, int) and 64 <= v <= 4096 for v in native):
+        return replace(family, width=native[0], height=native[1])
+    return family

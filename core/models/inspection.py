@@ -171,6 +171,7 @@ def _checkpoint_file(path: Path, index: TensorIndex) -> ModelInspection:
         "has_vae": index.has_prefix("first_stage_model."),
         "tensor_count": len(index.shapes),
         "dtype": Counter(index.dtypes.values()).most_common(1)[0][0],
+        "native_size": _native_size_of_metadata(index.metadata),
         **model_layouts.checkpoint_variant(index, in_channels),
     }
     return ModelInspection("checkpoint", family, "single-file", details)
@@ -430,8 +431,35 @@ def _checkpoint_folder(path: Path) -> ModelInspection:
         "inpainting": unet.get("in_channels") == 9,
         "sample_size": unet.get("sample_size"),
         "components": components,
+        "native_size": _native_size_of_folder(path, unet),
     }
     return ModelInspection("checkpoint", family, "diffusers", details)
+
+
+def _native_size_of_folder(path: Path, unet: dict[str, Any]) -> list[int] | None:
+    """The size the checkpoint was trained at: its VAE's sample_size (512 for SD 1.5, 1024 for
+    SDXL, 64 for the demo's tiny models), else the UNet's latent size times the VAE's downscale."""
+    vae_config = path / "vae" / "config.json"
+    vae = read_json(vae_config) if vae_config.is_file() else {}
+    size = vae.get("sample_size")
+    if not _plausible_size(size):
+        latent, blocks = unet.get("sample_size"), vae.get("block_out_channels")
+        size = latent * 2 ** (len(blocks) - 1) if isinstance(latent, int) and isinstance(blocks, list) and blocks else None
+    return [int(size), int(size)] if size is not None and _plausible_size(size) else None
+
+
+def _native_size_of_metadata(metadata: dict[str, str]) -> list[int] | None:
+    """modelspec's "modelspec.resolution" ("1024x1024"), as kohya and SAI write it."""
+    text = metadata.get("modelspec.resolution", "").lower().replace(" ", "")
+    width, _, height = text.partition("x")
+    if width.isdigit() and height.isdigit() and _plausible_size(int(width)) and _plausible_size(int(height)):
+        return [int(width), int(height)]
+    return None
+
+
+def _plausible_size(value: Any) -> bool:
+    # From a file: an int within what a request allows, on the 8-pixel grid the VAE needs.
+    return isinstance(value, int) and not isinstance(value, bool) and 64 <= value <= 4096 and value % 8 == 0
 
 
 def _controlnet_folder(path: Path, config: dict[str, Any]) -> ModelInspection:

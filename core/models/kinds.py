@@ -6,6 +6,8 @@ core.models.inspection, which tells them apart in a file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
 FAMILIES = ("sd15", "sdxl")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
@@ -19,6 +21,25 @@ CONTROL_TYPES = (
     "normal", "seg", "tile", "mlsd", "ip2p", "inpaint",
     "instantid",  # InstantID's IdentityNet: fed face keypoints and face tokens
 )  # fmt: skip
+
+
+# What a family renders best out of the box; a checkpoint's own size (core.models.inspection's
+# native_size, read from its VAE config or modelspec metadata) wins over the family's.
+@dataclass(frozen=True)
+class RenderDefaults:
+    width: int
+    height: int
+    steps: int = 30
+    cfg: float = 7.0
+    sampler: str = "DPM++ 2M Karras"
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+FAMILY_DEFAULTS = {"sd15": RenderDefaults(512, 512), "sdxl": RenderDefaults(1024, 1024, cfg=6.0)}
+UNKNOWN_FAMILY_DEFAULTS = FAMILY_DEFAULTS["sd15"]
 
 
 def article(words: str) -> str:

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 from core.generation.queries import GenerationRecord
 from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry
 from core.generation.service import GenerationService
-from core.sheets.request import SHEET_KINDS
+from core.models.catalog import ModelCatalog
+from core.sheets.request import SHEET_KINDS, default_panel_size
 from storage import characters as character_store
 from storage.errors import LibraryError
 from storage.library import Library
@@ -115,6 +116,8 @@ def plan_sheet(
     identity = (IdentityEntry(character=name, project=project_name, scale=0.7, method=method),)
     words = ", ".join(w for w in (trigger, prompt.strip()) if w)
     Path(scratch).mkdir(parents=True, exist_ok=True)
+    if size is None:
+        size = default_panel_size(kind, ModelCatalog(library).render_defaults(base))
     panels = list(_panel_requests(kind, words, identity, size, seed, steps, negative, base, Path(scratch)))
     return SheetPlan(character=name, project=project_name, kind=kind, seed=seed, panels=panels)
 

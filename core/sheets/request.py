@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.generation.request import IDENTITY_METHODS, SIZE_STEP
+from core.models.kinds import RenderDefaults
 from storage.errors import LibraryError
 
 SHEET_JOB_KIND = "sheet"
@@ -17,6 +18,23 @@ SHEET_KINDS = ("turnaround", "expressions")
 # A turnaround shows the whole standing figure, an expression sheet close-ups of the face.
 DEFAULT_PANEL_SIZE = {"turnaround": (512, 768), "expressions": (512, 512)}
 MAX_PANEL_SIDE = 2048
+
+
+def default_panel_size(kind: str, defaults: RenderDefaults | None = None) -> tuple[int, int]:
+    """A panel that suits the base: its square native size for a face, a portrait of it for the
+    whole figure (SD 1.5: 512x768; SDXL: 832x1216, its usual portrait; the demo's models: 64x96)."""
+    if defaults is None:
+        return DEFAULT_PANEL_SIZE[kind]
+    width, height = defaults.width, defaults.height
+    if kind == "expressions":
+        return width, height
+    if width >= 1024:  # about as many pixels as the square, the shape SDXL was trained at
+        return _on_grid(width * 13 / 16), _on_grid(height * 19 / 16)
+    return width, _on_grid(height * 1.5)
+
+
+def _on_grid(side: float) -> int:
+    return max(64, min(MAX_PANEL_SIDE, int(round(side / SIZE_STEP)) * SIZE_STEP))
 
 
 @dataclass(frozen=True)
