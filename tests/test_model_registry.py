@@ -322,3 +322,32 @@ def test_model_commands(cli, tmp_path):
     assert text[0].split()[:5] == ["NAME", "KIND", "FAMILY", "CONTROL", "DEFAULT"]
     assert text[1].split()[:4] == ["my-base", "checkpoint", "sd15", "yes"] and len(text) == 2
     assert (tmp_path / "xl.safetensors").exists()
+
+
+def test_render_defaults_follow_a_checkpoints_own_size_else_its_family():
+    from types import SimpleNamespace
+
+    from core.models.catalog import render_defaults_of
+    from core.models.inspection import _native_size_of_metadata
+    from core.sheets.request import default_panel_size
+
+    def checkpoint(family, native=None):
+        return SimpleNamespace(kind="checkpoint", family=family, details={"native_size": native} if native else {})
+
+    assert render_defaults_of(checkpoint("sd15")).size == "512x512"
+    sdxl = render_defaults_of(checkpoint("sdxl"))
+    assert (sdxl.size, sdxl.cfg) == ("1024x1024", 6.0)
+    assert render_defaults_of(checkpoint("sd15", [64, 64])).size == "64x64"
+    assert render_defaults_of(checkpoint("sd15", [10**9, 64])).size == "512x512"  # a hostile size is ignored
+    assert _native_size_of_metadata({"modelspec.resolution": "1024x1024"}) == [1024, 1024]
+    assert _native_size_of_metadata({"modelspec.resolution": "1e9x5"}) is None
+    # Sheet panels: SD 1.5's familiar 512x768, SDXL's 832x1216 portrait, the demo models' 64x96.
+    assert [
+        default_panel_size("turnaround", render_defaults_of(checkpoint(f, n)))
+        for f, n in (("sd15", None), ("sdxl", None), ("sd15", [64, 64]))
+    ] == [
+        (512, 768),
+        (832, 1216),
+        (64, 96),
+    ]
+    assert default_panel_size("expressions", sdxl) == (1024, 1024)
