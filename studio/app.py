@@ -19,7 +19,9 @@ LIBRARY_PATH_KEY = "library/path"
 
 def application() -> QApplication:
     # The names decide where QSettings keeps the window layout, so they are set before any window.
-    app = QApplication.instance() or QApplication(sys.argv)
+    existing = QApplication.instance()
+    # A bare QCoreApplication cannot show windows: making ours then fails with Qt's own message.
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     return app

@@ -2,14 +2,16 @@
 identity is kept (method and strength), its LoRA versions, a quick generate box whose results
 appear as the worker finishes them, and "Train overnight…".
 
-Everything heavy happens elsewhere: imports and thumbnails decode on the thread pool, and images
-are rendered by the worker process from jobs this page puts on the queue.
+Everything heavy happens elsewhere: the character is read, its edits written and its jobs queued
+on the page's own reader thread (in order: a setting saved before a generate is written before the
+job is queued), imports and thumbnails decode on the thread pool, and images are rendered by the
+worker process from jobs this page puts on the queue. `shown` and `queued` say when they answered.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QFont, QKeySequence, QUndoStack
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -36,7 +38,9 @@ from storage.schema import JobStatus
 from studio.background import run_in_background
 from studio.consistency_box import DEFAULT_METHOD, DEFAULT_STRENGTH, ConsistencyBox
 from studio.context import StudioContext
-from studio.library_edits import LibraryEdit
+from studio.failures import failure_line
+from studio.library_edits import LibraryEdit, LibraryEdits
+from studio.library_reader import LibraryReader
 from studio.quick_generate import GenerateBox, ResultStrip
 from studio.reference_grid import ReferenceGrid
 from studio.reference_import import ReferenceImporter, image_paths, plural, refusal_message
@@ -67,11 +71,16 @@ def title_label() -> QLabel:
 
 
 class CharacterPage(QWidget):
-    def __init__(self, context: StudioContext, undo_stack: QUndoStack | None = None, parent: QWidget | None = None):
+    shown = Signal(object)  # the CharacterRecord now shown, or None when it could not be read
+    queued = Signal(object)  # the JobRecord of a "generate" job this page queued
+
+    def __init__(self, context: StudioContext, edits: LibraryEdits, parent: QWidget | None = None):
         super().__init__(parent)
         self.context = context
         self.catalog = context.catalog
-        self.undo_stack = undo_stack  # the library page's: deleting a reference undoes with the rest
+        self.edits = edits  # the library page's: deleting a reference undoes with the rest
+        self.reader = LibraryReader(parent=self)
+        self._show_stamp = 0  # the latest show_character: only its answer is shown
         self.character: CharacterRecord | None = None
         self.train_dialog: TrainDialog | None = None
         self.setAcceptDrops(True)
@@ -177,14 +186,31 @@ class CharacterPage(QWidget):
         layout.addWidget(self.lora_versions)
 
     # -- showing a character ------------------------------------------------------------------
-    def show_character(self, name: str, project: str) -> CharacterRecord | None:
-        """Reads the character and shows it; a refusal (deleted elsewhere) is a warning, not a crash."""
-        try:
-            character = self.catalog.show_character(name, project)
-        except LibraryError as refusal:
-            QMessageBox.warning(self, TITLE, str(refusal))
-            self.show_nothing()
-            return None
+    def show_character(self, name: str, project: str) -> None:
+        """Reads the character off the GUI thread and shows it, then emits `shown`; a refusal
+        (deleted elsewhere) is a warning, not a crash."""
+        self._show_stamp += 1
+        stamp, catalog = self._show_stamp, self.catalog
+        self.reader.call(
+            lambda: catalog.show_character(name, project),
+            lambda character: self._on_character(stamp, character),
+            lambda error: self._on_character_failed(stamp, error),
+        )
+
+    def busy(self) -> bool:
+        """Whether a read or a write of this page has not answered yet."""
+        return self.reader.busy()
+
+    def _on_character_failed(self, stamp: int, error: Exception) -> None:
+        if stamp != self._show_stamp:
+            return
+        QMessageBox.warning(self, TITLE, failure_line("read the character", error))
+        self.show_nothing()
+        self.shown.emit(None)
+
+    def _on_character(self, stamp: int, character: CharacterRecord) -> None:
+        if stamp != self._show_stamp:
+            return  # another character (or none) was asked for since
         switched = self.character is None or self.character.id != character.id
         self.character = character
         self.setEnabled(True)
@@ -204,7 +230,7 @@ class CharacterPage(QWidget):
             self.import_message.hide()
             self.results.clear()
             self._load_recent(character)
-        return character
+        self.shown.emit(character)
 
     def _load_recent(self, character: CharacterRecord) -> None:
         """Fills the strip with the character's latest images, read off the GUI thread."""
@@ -217,6 +243,7 @@ class CharacterPage(QWidget):
         run_in_background(lambda: list_generations(library, character.name, character.project, RECENT_RESULTS), shown)
 
     def show_nothing(self) -> None:
+        self._show_stamp += 1  # a character still being read is not shown
         self.character = None
         self.title.setText("No character selected")
         for label in (self.subtitle, self.notes):
@@ -305,15 +332,22 @@ class CharacterPage(QWidget):
         self.delete_reference_button.setEnabled(bool(selected))
 
     def tag_selected(self, tags) -> None:
-        selected = self.selected_references()
-        try:
-            for reference in selected:
-                self.catalog.tag_reference(reference.id, tags)
-        except LibraryError as refusal:
-            QMessageBox.warning(self, TITLE, str(refusal))
-        self.reload()
-        if selected:
-            self.context.signals.library_changed.emit()
+        ids, catalog = [r.id for r in self.selected_references()], self.catalog
+
+        def tag() -> None:
+            for reference_id in ids:
+                catalog.tag_reference(reference_id, tags)
+
+        def tagged(_value=None) -> None:
+            self.reload()
+            if ids:
+                self.context.signals.library_changed.emit()
+
+        def refused(error: Exception) -> None:
+            QMessageBox.warning(self, TITLE, failure_line("tag the references", error))
+            tagged()  # those tagged before the refusal keep their tags
+
+        self.reader.call(tag, tagged, refused)
 
     def delete_selected_references(self) -> None:
         ids = self.references.selected_ids()
@@ -330,14 +364,11 @@ class CharacterPage(QWidget):
                 catalog.restore_reference(reference_id)
 
         count = plural(len(ids), "reference")
-        edit = LibraryEdit(f"delete {count}", delete, restore, self._after_reference_edit)
-        refusal = edit.make()
-        if refusal:
-            QMessageBox.warning(self, TITLE, refusal)
-            return
-        if self.undo_stack is not None:
-            self.undo_stack.push(edit)
-        self.context.signals.status_message.emit(f"Moved {count} to the trash (Ctrl+Z puts them back)")
+        self.edits.make(
+            LibraryEdit(f"delete {count}", delete, restore, self._after_reference_edit),
+            f"delete {count}",
+            lambda: self.context.signals.status_message.emit(f"Moved {count} to the trash (Ctrl+Z puts them back)"),
+        )
 
     def _after_reference_edit(self, _undone: bool, refusal: str | None) -> None:
         if refusal:
@@ -351,35 +382,58 @@ class CharacterPage(QWidget):
             self._save_timer.start()
 
     def save_consistency(self) -> None:
+        """Writes the box's method and strength as the character's own, off the GUI thread."""
         self._save_timer.stop()
         if self.character is None:
             return
-        try:
-            self.character = self.catalog.set_consistency(
-                self.character.name, self.consistency.method_value(), self.consistency.strength_value(), self.character.project
-            )
-        except LibraryError as refusal:
-            QMessageBox.warning(self, TITLE, str(refusal))
+        character, catalog = self.character, self.catalog
+        method, strength = self.consistency.method_value(), self.consistency.strength_value()
+
+        def saved(record: CharacterRecord) -> None:
+            if self.character is not None and self.character.id == record.id:
+                self.character = record
+
+        self.reader.call(
+            lambda: catalog.set_consistency(character.name, method, strength, character.project),
+            saved,
+            lambda error: QMessageBox.warning(self, TITLE, failure_line("save the consistency settings", error)),
+        )
 
     # -- generating ---------------------------------------------------------------------------
-    def generate(self) -> JobRecord | None:
-        """Queues a "generate" job built from the box as the CLI builds one from its flags."""
-        if self.character is None:
-            return None
+    def generate(self) -> None:
+        """Queues a "generate" job built from the box as the CLI builds one from its flags. Its
+        fields are checked at once; its models are checked and the job queued off the GUI thread,
+        and `queued` follows with the job."""
+        character = self.character
+        if character is None:
+            return
         if self._save_timer.isActive():
-            self.save_consistency()
-        options = self.generate_box.options(self.character.name, self.consistency.method_value(), self.consistency.strength_value())
+            self.save_consistency()  # on the same reader: written before the job is queued
+        options = self.generate_box.options(character.name, self.consistency.method_value(), self.consistency.strength_value())
         try:
-            request = request_from_options(options, self.character.project)
-            job = enqueue_generation(self.context.queue, request, None, self.character.project)
-        except (RequestError, LibraryError) as problem:
+            request = request_from_options(options, character.project)
+            request.validate()
+        except RequestError as problem:
             QMessageBox.warning(self, "Generate", f"Cannot generate: {problem}")
-            return None
-        self.results.add_job(job, request.prompt)
+            return
+        queue = self.context.queue
+        self.reader.call(
+            lambda: enqueue_generation(queue, request, None, character.project),
+            lambda job: self._generation_queued(job, request, character),
+            self._generate_failed,
+        )
+
+    def _generation_queued(self, job: JobRecord, request: GenerationRequest, character: CharacterRecord) -> None:
+        if self.character is not None and self.character.id == character.id:
+            self.results.add_job(job, request.prompt)
         self.followed_jobs.add(job.id)
         self.context.signals.jobs_changed.emit()
-        self.context.signals.status_message.emit(f"Queued job {job.id}: {plural(request.count, 'image')} of {self.character.name}")
-        return job
+        self.context.signals.status_message.emit(f"Queued job {job.id}: {plural(request.count, 'image')} of {character.name}")
+        self.queued.emit(job)
+
+    def _generate_failed(self, error: Exception) -> None:
+        refused = isinstance(error, (RequestError, LibraryError))
+        QMessageBox.warning(self, "Generate", f"Cannot generate: {error}" if refused else failure_line("queue the generation", error))
 
     def _jobs_updated(self, records: list[JobRecord]) -> None:
         for job in records:
@@ -442,3 +496,4 @@ class CharacterPage(QWidget):
     def shutdown(self) -> None:
         if self._save_timer.isActive():
             self.save_consistency()
+        self.reader.wait()  # the settings are written before the library closes

@@ -9,11 +9,11 @@ threads. Details (the PNG's metadata, the job that made it) are read off the GUI
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from datetime import datetime, time, timezone
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QItemSelectionModel, QModelIndex, QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QDate, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -69,17 +69,19 @@ REFRESH_DELAY_MS = 250
 
 def local_day_start_utc(day: QDate) -> datetime:
     """Midnight of a local calendar day, as the naive UTC the library stores."""
-    local = datetime.combine(day.toPython(), time()).astimezone()
+    local = datetime.combine(date(day.year(), day.month(), day.day()), time()).astimezone()
     return local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 class IconAboveCaption(QStyledItemDelegate):
     """Draws a cell as icon mode does (the thumbnail centred above its caption) in a list-mode view."""
 
-    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         super().initStyleOption(option, index)
         # The whole icon square, whatever the picture's shape, so every caption sits on one line.
-        option.decorationSize = self.parent().iconSize()
+        view = self.parent()  # the view this delegate draws for
+        if isinstance(view, QAbstractItemView):
+            option.decorationSize = view.iconSize()
         option.decorationPosition = QStyleOptionViewItem.Position.Top
         option.decorationAlignment = Qt.AlignmentFlag.AlignCenter
         option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
@@ -128,7 +130,8 @@ class GalleryPage(QWidget):
         self.choices = GalleryChoices([], [], [])
         self._details_wanted: int | None = None  # the generation whose details were asked for last
         self._selected_id: int | None = None
-        self._pending_action = None  # (generation id, action): a menu action waiting for that image's details
+        # (generation id, action): a menu action waiting for that image's details
+        self._pending_action: tuple[int, Callable[[], object]] | None = None
 
         self.model = GalleryModel(context.library, self.thumbnails, THUMBNAIL_SIZE, parent=self)
         self.view = QListView()
@@ -329,7 +332,7 @@ class GalleryPage(QWidget):
     def _fill_choice_combos(self) -> None:
         """Refills the project and scene lists, keeping what was chosen when it is still there."""
         self._refill(self.project_filter, "All projects", [(i, name) for i, name, _ in self.choices.projects])
-        scenes = [(FROM_SCENES, "From scenes"), (NOT_FROM_SCENES, "Not from scenes")]
+        scenes: list[tuple[object, str]] = [(FROM_SCENES, "From scenes"), (NOT_FROM_SCENES, "Not from scenes")]
         scenes += [(i, f"Scene: {name} ({project})") for i, name, project in self.choices.scenes]
         self._refill(self.scene_filter, "Any source", scenes)
         self._fill_character_combo()
@@ -346,7 +349,7 @@ class GalleryPage(QWidget):
         self._refill(self.character_filter, "All characters", entries)
 
     @staticmethod
-    def _refill(combo: QComboBox, everything: str, entries: list[tuple[object, str]]) -> None:
+    def _refill(combo: QComboBox, everything: str, entries: Sequence[tuple[object, str]]) -> None:
         chosen = combo.currentData()
         combo.blockSignals(True)
         combo.clear()

@@ -24,9 +24,9 @@ HEAVY_MODULES = ("torch", "diffusers", "transformers", "cv2")
 def report_first_paint(window: QWidget) -> None:
     """Called from the window's paintEvent; acts once, and only when the variable is set."""
     path = os.environ.get(REPORT_ENV_VAR)
-    if not path or getattr(window, "_launch_reported", False):
+    if not path or window.property("launchReported"):
         return
-    window._launch_reported = True
+    window.setProperty("launchReported", True)
     report = {"painted_at": time.time(), "heavy_modules": [name for name in HEAVY_MODULES if name in sys.modules]}
     temporary = f"{path}.tmp"
     with open(temporary, "w") as handle:

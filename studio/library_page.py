@@ -1,8 +1,10 @@
 """The library page: projects and their characters in a tree with search on the left, the chosen
 character's page (or a project's summary) on the right.
 
-New, rename and delete (to the trash) go through one QUndoStack, so every edit undoes. Characters
-drag out of the tree as MIME_CHARACTER (JSON {"name", "project"}), which the scene composer takes.
+New, rename and delete (to the trash) go through one QUndoStack, so every edit undoes; the edits,
+their undo and redo, and every read of the tree run off the GUI thread (studio/library_edits.py,
+studio/library_reader.py) and the tree is rebuilt when the read answers. Characters drag out of the
+tree as MIME_CHARACTER (JSON {"name", "project"}), which the scene composer takes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from PySide6.QtCore import QMimeData, QSettings, Qt
+from PySide6.QtCore import QMimeData, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,10 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from core.catalog.records import CharacterRecord, ProjectRecord
-from storage.errors import LibraryError
+from core.catalog.service import Catalog
 from studio.character_page import CharacterPage, plain_label, title_label
 from studio.context import StudioContext
-from studio.library_edits import LibraryEdit
+from studio.failures import failure_line
+from studio.library_edits import LibraryEdit, LibraryEdits
+from studio.library_reader import LibraryReader
 
 MIME_CHARACTER = "application/x-character-studio-character"
 NODE_ROLE = Qt.ItemDataRole.UserRole
@@ -113,7 +117,15 @@ class ProjectSummary(QWidget):
         self.subtitle.setText("Pick a character in the library, or create one with New character (Ctrl+N).")
 
 
+def read_library(catalog: Catalog) -> list[tuple[ProjectRecord, list[CharacterRecord]]]:
+    """Every project with its characters (off the GUI thread)."""
+    characters = catalog.list_characters()
+    return [(p, [c for c in characters if c.project == p.name]) for p in catalog.list_projects()]
+
+
 class LibraryPage(QWidget):
+    refreshed = Signal()  # the tree was read and rebuilt
+
     def __init__(self, context: StudioContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.context = context
@@ -121,6 +133,14 @@ class LibraryPage(QWidget):
         self.contents: list[tuple[ProjectRecord, list[CharacterRecord]]] = []
         self.projects: dict[str, ProjectRecord] = {}
         self.undo_stack = QUndoStack(self)
+        self.edits = LibraryEdits(self.undo_stack, self._warn, self)
+        self.reader = LibraryReader(parent=self)
+        self._read_stamp = 0  # the latest read of the tree: only its answer is shown
+        self._loaded = False  # the tree was read once
+        # What to select when the tree is next read (the first that exists); None: the current row.
+        self._targets: list[TreeNode] | None = None
+        self._reuse: dict | None = None  # a "reuse parameters" waiting for the tree to be read...
+        self._reuse_selected: dict | None = None  # ...and then for its character to be read
         self._emitting = False
         self._selected: TreeNode | None = None  # what the page shows, to tell a new pick from a refresh
 
@@ -139,7 +159,8 @@ class LibraryPage(QWidget):
         left_layout.addWidget(self.tree)
 
         self.summary = ProjectSummary()
-        self.character_page = CharacterPage(context, self.undo_stack)
+        self.character_page = CharacterPage(context, self.edits)
+        self.character_page.shown.connect(self._character_shown)
         self.details = QStackedWidget()
         self.details.addWidget(self.summary)
         self.details.addWidget(self.character_page)
@@ -175,10 +196,12 @@ class LibraryPage(QWidget):
         self.new_character_action = self._action("New character…", "Ctrl+N", self.new_character)
         self.rename_action = self._action("Rename…", "F2", self.rename_selected, on=self.tree)
         self.delete_action = self._action("Delete", QKeySequence.StandardKey.Delete, self.delete_selected, on=self.tree)
-        self.undo_action = self._action("Undo", "Ctrl+Z", self.undo_stack.undo)
-        self.redo_action = self._action("Redo", "Ctrl+Shift+Z", self.undo_stack.redo)
-        self.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
-        self.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
+        self.undo_action = self._action("Undo", "Ctrl+Z", self.edits.undo)
+        self.redo_action = self._action("Redo", "Ctrl+Shift+Z", self.edits.redo)
+        # Off while an edit runs: undo and redo act on the stack as it will be once it is made.
+        self.undo_stack.canUndoChanged.connect(self._update_undo_actions)
+        self.undo_stack.canRedoChanged.connect(self._update_undo_actions)
+        self.edits.running_changed.connect(self._update_undo_actions)
         self.undo_stack.undoTextChanged.connect(lambda text: self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)"))
         self.undo_stack.redoTextChanged.connect(lambda text: self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)"))
         self.undo_action.setEnabled(False)
@@ -189,23 +212,30 @@ class LibraryPage(QWidget):
             self.toolbar.addAction(action)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
 
+    def _update_undo_actions(self, *_changed) -> None:
+        self.undo_action.setEnabled(self.undo_stack.canUndo() and not self.edits.running)
+        self.redo_action.setEnabled(self.undo_stack.canRedo() and not self.edits.running)
+
     def new_project(self) -> None:
         name, ok = QInputDialog.getText(self, "New project", "Project name:")
         if not ok:
             return
-        project = self._attempt(lambda: self.catalog.create_project(name))
-        if project is None:
-            return
-        node = TreeNode(project.name)
-        edit = LibraryEdit(
-            f"new project {project.name}",
-            lambda: self.catalog.restore_project(project.name),
-            lambda: self.catalog.delete_project(project.name),
-            self._settler(node, None),
+        catalog = self.catalog
+
+        def edit_of(project: ProjectRecord) -> LibraryEdit:
+            return LibraryEdit(
+                f"new project {project.name}",
+                lambda: catalog.restore_project(project.name),
+                lambda: catalog.delete_project(project.name),
+                self._settler(TreeNode(project.name), None),
+            )
+
+        self.edits.make_then_push(
+            lambda: catalog.create_project(name),
+            edit_of,
+            f"create the project {name}",
+            lambda project: self._status(f"Created project {project.name}"),
         )
-        edit.mark_made()
-        self.undo_stack.push(edit)
-        self._status(f"Created project {project.name}")
 
     def new_character(self) -> None:
         project = self._project_for_new_character()
@@ -214,19 +244,23 @@ class LibraryPage(QWidget):
         name, ok = QInputDialog.getText(self, "New character", f"Character name (in {project}):")
         if not ok:
             return
-        character = self._attempt(lambda: self.catalog.create_character(name, project))
-        if character is None:
-            return
-        node = TreeNode(character.name, character.project)
-        edit = LibraryEdit(
-            f"new character {character.name}",
-            lambda: self.catalog.restore_character(node.name, node.project),
-            lambda: self.catalog.delete_character(node.name, node.project),
-            self._settler(node, TreeNode(node.project)),
+        catalog = self.catalog
+
+        def edit_of(character: CharacterRecord) -> LibraryEdit:
+            node = TreeNode(character.name, character.project)
+            return LibraryEdit(
+                f"new character {character.name}",
+                lambda: catalog.restore_character(node.name, node.project),
+                lambda: catalog.delete_character(node.name, node.project),
+                self._settler(node, TreeNode(character.project)),
+            )
+
+        self.edits.make_then_push(
+            lambda: catalog.create_character(name, project),
+            edit_of,
+            f"create the character {name}",
+            lambda character: self._status(f"Created character {character.name} in {character.project}"),
         )
-        edit.mark_made()
-        self.undo_stack.push(edit)
-        self._status(f"Created character {character.name} in {character.project}")
 
     def rename_selected(self) -> None:
         node = self.current_node()
@@ -237,45 +271,43 @@ class LibraryPage(QWidget):
         new_name = " ".join(new_name.split())
         if not ok or new_name == node.name:
             return
+        catalog = self.catalog
         if node.is_character:
             renamed = TreeNode(new_name, node.project)
-            do = lambda: self.catalog.rename_character(node.name, new_name, node.project)  # noqa: E731
-            undo = lambda: self.catalog.rename_character(new_name, node.name, node.project)  # noqa: E731
+            do = lambda: catalog.rename_character(node.name, new_name, node.project)  # noqa: E731
+            undo = lambda: catalog.rename_character(new_name, node.name, node.project)  # noqa: E731
         else:
             renamed = TreeNode(new_name)
-            do = lambda: self.catalog.rename_project(node.name, new_name)  # noqa: E731
-            undo = lambda: self.catalog.rename_project(new_name, node.name)  # noqa: E731
-        self._push(LibraryEdit(f"rename {node.name} to {new_name}", do, undo, self._settler(renamed, node)))
+            do = lambda: catalog.rename_project(node.name, new_name)  # noqa: E731
+            undo = lambda: catalog.rename_project(new_name, node.name)  # noqa: E731
+        text = f"rename {node.name} to {new_name}"
+        self.edits.make(LibraryEdit(text, do, undo, self._settler(renamed, node)), text)
 
     def delete_selected(self) -> None:
         node = self.current_node()
         if node is None:
             return
+        catalog = self.catalog
         if node.is_character:
-            do = lambda: self.catalog.delete_character(node.name, node.project)  # noqa: E731
-            undo = lambda: self.catalog.restore_character(node.name, node.project)  # noqa: E731
+            do = lambda: catalog.delete_character(node.name, node.project)  # noqa: E731
+            undo = lambda: catalog.restore_character(node.name, node.project)  # noqa: E731
             after = TreeNode(node.project)
         else:
-            do = lambda: self.catalog.delete_project(node.name)  # noqa: E731
-            undo = lambda: self.catalog.restore_project(node.name)  # noqa: E731
+            do = lambda: catalog.delete_project(node.name)  # noqa: E731
+            undo = lambda: catalog.restore_project(node.name)  # noqa: E731
             after = None
-        if self._push(LibraryEdit(f"delete {node.name}", do, undo, self._settler(after, node))):
-            self._status(f"Moved {node.name} to the trash (Ctrl+Z puts it back)")
-
-    def _push(self, edit: LibraryEdit) -> bool:
-        refusal = edit.make()
-        if refusal:
-            QMessageBox.warning(self, "Character Studio", refusal)
-            return False
-        self.undo_stack.push(edit)
-        return True
+        self.edits.make(
+            LibraryEdit(f"delete {node.name}", do, undo, self._settler(after, node)),
+            f"delete {node.name}",
+            lambda: self._status(f"Moved {node.name} to the trash (Ctrl+Z puts it back)"),
+        )
 
     def _settler(self, after_do: TreeNode | None, after_undo: TreeNode | None):
         """Refreshes the tree after an edit runs, selecting what the edit made (or brought back)."""
 
         def settle(undone: bool, refusal: str | None) -> None:
             if refusal:
-                QMessageBox.warning(self, "Character Studio", refusal)
+                self._warn(refusal)
             target = after_undo if undone else after_do
             self.refresh(select=target, keep_current=target is None)
             self._emit_library_changed()
@@ -297,13 +329,28 @@ class LibraryPage(QWidget):
 
     # -- the tree -------------------------------------------------------------------------
     def refresh(self, select: TreeNode | None = None, keep_current: bool = True) -> None:
-        """Reloads the tree from the library, keeping the selection when it still exists.
+        """Reads the tree again off the GUI thread and rebuilds it when the answer comes, selecting
+        `select`, else keeping the selection when it still exists (unless not `keep_current`).
         Everything is read before the tree is touched, so a refused read leaves the old tree."""
-        if select is None and keep_current:
-            select = self.current_node()
-        contents = self._attempt(self._read_library)
-        if contents is None:
-            return
+        if select is not None:
+            self._targets = [select]
+        elif not keep_current:
+            self._targets = []
+        # else: a target an earlier refresh still waits to select stands
+        self._read_stamp += 1
+        stamp, catalog = self._read_stamp, self.catalog
+        self.reader.call(lambda: read_library(catalog), lambda contents: self._on_read(stamp, contents), self._on_read_failed)
+
+    def _on_read_failed(self, error: Exception) -> None:
+        self._warn(failure_line("read the library", error))
+
+    def _on_read(self, stamp: int, contents: list[tuple[ProjectRecord, list[CharacterRecord]]]) -> None:
+        if stamp != self._read_stamp:
+            return  # a newer read is on its way
+        targets, self._targets = self._targets, None
+        if targets is None:
+            current = self.current_node()
+            targets = [current] if current is not None else []
         self.contents = contents
         self.projects = {project.name: project for project, _ in contents}
         self.tree.blockSignals(True)  # rebuilding would otherwise re-show the page per row
@@ -318,15 +365,19 @@ class LibraryPage(QWidget):
                     project_item.addChild(self._tree_item(node, character.name, str(character.reference_count)))
                 project_item.setExpanded(True)
             self.apply_filter()
-            target = self.find_item(select) if select is not None else None
-            self.tree.setCurrentItem(target if target is not None and not target.isHidden() else None)
+            found = (self.find_item(node) for node in targets)
+            self.tree.setCurrentItem(next((item for item in found if item is not None and not item.isHidden()), None))
         finally:
             self.tree.blockSignals(False)
+        self._loaded = True
         self._on_current_item_changed(self.tree.currentItem(), None)
+        if self._reuse is not None:
+            self._apply_reuse()
+        self.refreshed.emit()
 
-    def _read_library(self) -> list[tuple[ProjectRecord, list[CharacterRecord]]]:
-        characters = self.catalog.list_characters()
-        return [(p, [c for c in characters if c.project == p.name]) for p in self.catalog.list_projects()]
+    def busy(self) -> bool:
+        """Whether a read or an edit is under way (the page shows what it had until it answers)."""
+        return self.reader.busy() or self.edits.running or self.character_page.busy()
 
     @staticmethod
     def _tree_item(node: TreeNode, label: str, count: str) -> QTreeWidgetItem:
@@ -385,9 +436,8 @@ class LibraryPage(QWidget):
 
     def _show(self, node: TreeNode | None) -> None:
         if node is not None and node.is_character:
-            if self.character_page.show_character(node.name, node.project) is not None:
-                self.details.setCurrentWidget(self.character_page)
-                return
+            self.character_page.show_character(node.name, node.project)  # shown when it is read
+            return
         if node is not None and node.name in self.projects:
             characters = next((c for p, c in self.contents if p.name == node.name), [])
             self.summary.show_project(self.projects[node.name], characters)
@@ -395,6 +445,17 @@ class LibraryPage(QWidget):
             self.summary.show_nothing()
         self.details.setCurrentWidget(self.summary)
         self.character_page.show_nothing()
+
+    def _character_shown(self, character: CharacterRecord | None) -> None:
+        """The character page's answer: its record, or None when it could not be read (e.g.
+        deleted elsewhere; the page has warned)."""
+        if character is not None:
+            self.details.setCurrentWidget(self.character_page)
+        else:
+            self.summary.show_nothing()
+            self.details.setCurrentWidget(self.summary)
+        if self._reuse_selected is not None:
+            self._finish_reuse()
 
     # -- other pages ----------------------------------------------------------------------
     def _emit_library_changed(self) -> None:
@@ -409,7 +470,14 @@ class LibraryPage(QWidget):
             self.refresh()
 
     def reuse_request(self, request: dict) -> None:
-        """Another page's "reuse parameters": select the request's character, fill its box, show it."""
+        """Another page's "reuse parameters": select the request's character, fill its box, show it
+        (once the tree and then the character are read)."""
+        self._reuse = request
+        if self._loaded and not self.reader.busy():
+            self._apply_reuse()
+
+    def _apply_reuse(self) -> None:
+        request, self._reuse = self._reuse or {}, None
         names = list(request.get("characters") or []) + [i.get("character") for i in request.get("identities") or []]
         name = next((n for n in names if n), None)
         if name is not None:
@@ -420,6 +488,12 @@ class LibraryPage(QWidget):
             if project is not None and not self.select(TreeNode(name, project)):
                 self.search.clear()
                 self.select(TreeNode(name, project))
+        self._reuse_selected = request
+        if not self.character_page.busy():  # else once the character is read (_character_shown)
+            self._finish_reuse()
+
+    def _finish_reuse(self) -> None:
+        request, self._reuse_selected = self._reuse_selected or {}, None
         if self.character_page.character is None:
             self._status("Pick a character to reuse these parameters with")
             return
@@ -441,8 +515,13 @@ class LibraryPage(QWidget):
             self.splitter.restoreState(splitter)
         project = settings.value(LAST_PROJECT_KEY) or ""
         character = settings.value(LAST_CHARACTER_KEY) or ""
-        if project and not (character and self.select(TreeNode(character, project))):
-            self.select(TreeNode(project))
+        if not project:
+            return
+        targets = ([TreeNode(character, project)] if character else []) + [TreeNode(project)]
+        if self._loaded and not self.reader.busy():
+            any(self.select(node) for node in targets)
+        else:
+            self._targets = targets  # selected when the tree is read
 
     def save_state(self, settings: QSettings) -> None:
         settings.setValue(SPLITTER_KEY, self.splitter.saveState())
@@ -453,15 +532,12 @@ class LibraryPage(QWidget):
 
     def shutdown(self) -> None:
         self.character_page.shutdown()
+        self.edits.wait()  # an edit under way lands before the library closes
 
     # -- helpers --------------------------------------------------------------------------
-    def _attempt(self, call):
-        """Runs a catalog call; a refusal becomes a warning the user can read, not a traceback."""
-        try:
-            return call()
-        except LibraryError as refusal:
-            QMessageBox.warning(self, "Character Studio", str(refusal))
-            return None
+    def _warn(self, text: str) -> None:
+        """A refusal or failure (one line, from studio/failures.py) the user can read, not a traceback."""
+        QMessageBox.warning(self, "Character Studio", text)
 
     def _status(self, text: str) -> None:
         self.context.signals.status_message.emit(text)

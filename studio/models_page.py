@@ -260,10 +260,13 @@ class ModelsTab(QWidget):
         )
 
     def _on_added(self, model: dict[str, Any]) -> None:
+        job = self.adding
+        if job is None:  # _add_next sets it before the add starts
+            return
         self.added_count += 1
         sha = (model.get("sha256") or "")[:12]
         self.say(
-            f"Registered {Path(self.adding.path).name} as '{model['name']}': {describe(model)} ({model.get('details', {}).get('format')}, sha256 {sha}…)"
+            f"Registered {Path(job.path).name} as '{model['name']}': {describe(model)} ({model.get('details', {}).get('format')}, sha256 {sha}…)"
         )
         if model["kind"] == "controlnet" and not model.get("control_type"):
             self._ask_control_type(model)
@@ -271,6 +274,8 @@ class ModelsTab(QWidget):
 
     def _on_refused(self, exc: Exception) -> None:
         job = self.adding
+        if job is None:  # _add_next sets it before the add starts
+            return
         name = Path(job.path).name
         message = str(exc) if isinstance(exc, LibraryError) else failure_line(f"register {name}", exc)
         if is_pickle_refusal(message) and not job.allow_pickle and self._allow_pickle(job.path):
@@ -382,7 +387,7 @@ class ModelsTab(QWidget):
         is_controlnet = model is not None and model["kind"] == "controlnet"
         self.control_box.setEnabled(is_controlnet)
         self.control_button.setEnabled(is_controlnet)
-        if is_controlnet and model.get("control_type") in CONTROL_TYPES:
+        if is_controlnet and model is not None and model.get("control_type") in CONTROL_TYPES:
             self.control_box.setCurrentText(model["control_type"])
 
     @property
@@ -409,7 +414,9 @@ class ModelsPage(QWidget):
         settings.setValue("models/tab", self.tabs.currentIndex())
 
     def restore_state(self, settings: QSettings) -> None:
-        try:
-            self.tabs.setCurrentIndex(int(settings.value("models/tab", 0)))
-        except (TypeError, ValueError):
-            pass
+        tab = settings.value("models/tab", 0)
+        if isinstance(tab, str | int | float):
+            try:
+                self.tabs.setCurrentIndex(int(tab))
+            except ValueError:
+                pass

@@ -18,7 +18,7 @@ import html
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -91,10 +91,10 @@ class JobTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.records: list[JobRecord] = []
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.records)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
@@ -105,7 +105,7 @@ class JobTableModel(QAbstractTableModel):
     def row_of(self, job_id: int) -> int | None:
         return next((row for row, r in enumerate(self.records) if r.id == job_id), None)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         record = self.records[index.row()]
@@ -176,7 +176,7 @@ class JobTableModel(QAbstractTableModel):
 class ProgressDelegate(QStyledItemDelegate):
     """Draws the Progress column as a progress bar with step/total on it."""
 
-    def paint(self, painter, option, index: QModelIndex) -> None:
+    def paint(self, painter, option, index: QModelIndex | QPersistentModelIndex) -> None:
         record: JobRecord = index.data(RECORD_ROLE)
         if record is None or (not record.total and record.status != JobStatus.RUNNING):
             super().paint(painter, option, index)
@@ -331,7 +331,7 @@ class WorkerPanel(QWidget):
         self.restart_button.clicked.connect(self.supervisor.restart)
         self.supervisor.changed.connect(self.refresh)
         self.supervisor.memory_changed.connect(self.refresh)
-        self.supervisor.event.connect(self._on_event)
+        self.supervisor.announced.connect(self._on_event)
         self.refresh()
         if self.supervisor.last_event:
             self._on_event(self.supervisor.last_event)
@@ -590,13 +590,13 @@ class QueuePage(QWidget):
         self.cancel_action.setEnabled(status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED))
         self.pause_action.setEnabled(status in (JobStatus.QUEUED, JobStatus.RUNNING))
         self.resume_action.setEnabled(status == JobStatus.PAUSED)
-        self.retry_action.setEnabled(status in (JobStatus.FAILED, JobStatus.CANCELLED) and not record.stopping)
+        self.retry_action.setEnabled(status in (JobStatus.FAILED, JobStatus.CANCELLED) and record is not None and not record.stopping)
         # Queued rows are shown in claim order, so a job can move up only below another queued one.
         row = self.model.row_of(record.id) if record is not None else None
         records = self.model.records
 
         def neighbour(offset: int) -> bool:
-            return 0 <= row + offset < len(records) and records[row + offset].status == JobStatus.QUEUED
+            return row is not None and 0 <= row + offset < len(records) and records[row + offset].status == JobStatus.QUEUED
 
         self.up_action.setEnabled(status == JobStatus.QUEUED and row is not None and neighbour(-1))
         self.down_action.setEnabled(status == JobStatus.QUEUED and row is not None and neighbour(1))

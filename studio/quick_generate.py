@@ -45,9 +45,9 @@ class GenerateBox(QGroupBox):
         self.prompt.setPlaceholderText("what to make, e.g. waving on a castle wall")
         self.negative = QLineEdit()
         self.negative.setPlaceholderText("what to avoid")
-        self.size = QComboBox()
-        self.size.setEditable(True)
-        self.size.addItems(SIZES)
+        self.image_size = QComboBox()
+        self.image_size.setEditable(True)
+        self.image_size.addItems(SIZES)
         self.seed = QSpinBox()
         self.seed.setRange(-1, 2**31 - 1)
         self.seed.setSpecialValueText("random")
@@ -68,7 +68,7 @@ class GenerateBox(QGroupBox):
         form = QFormLayout(self)
         form.addRow("Prompt:", self.prompt)
         form.addRow("Negative:", self.negative)
-        form.addRow("Size:", self.size)
+        form.addRow("Size:", self.image_size)
         form.addRow(numbers)
         form.addRow("LoRA:", self.lora)
         form.addRow(self.generate_button)
@@ -90,7 +90,7 @@ class GenerateBox(QGroupBox):
             "character": [character],
             "prompt": self.prompt.text().strip(),
             "negative": self.negative.text().strip(),
-            "size": self.size.currentText().strip(),
+            "size": self.image_size.currentText().strip(),
             "seed": None if self.seed.value() < 0 else self.seed.value(),
             "count": self.count.value(),
             "steps": self.steps.value(),
@@ -102,7 +102,7 @@ class GenerateBox(QGroupBox):
     def load(self, request: GenerationRequest) -> None:
         self.prompt.setText(request.prompt)
         self.negative.setText(request.negative)
-        self.size.setEditText(f"{request.width}x{request.height}")
+        self.image_size.setEditText(f"{request.width}x{request.height}")
         self.seed.setValue(request.seed if request.seed is not None and request.seed <= self.seed.maximum() else -1)
         self.count.setValue(min(max(request.count, 1), self.count.maximum()))
         self.steps.setValue(min(max(request.steps, 1), self.steps.maximum()))

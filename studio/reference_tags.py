@@ -57,7 +57,9 @@ class ReferenceTagEditor(QWidget):
         for combo, field in ((self.view, "view"), (self.expression, "expression"), (self.outfit, "outfit")):
             values = {getattr(r, field) or "" for r in references}
             combo.setEditText(next(iter(values)) if len(values) == 1 else "")
-            combo.lineEdit().setPlaceholderText(MIXED if len(values) > 1 else "")
+            line = combo.lineEdit()
+            if line is not None:  # the combos are editable, so each has its line
+                line.setPlaceholderText(MIXED if len(values) > 1 else "")
         self.apply_button.setText("Apply tags to all selected" if self._several else "Apply tags")
 
     def tags(self) -> ReferenceTags:

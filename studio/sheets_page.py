@@ -48,7 +48,8 @@ from studio.model_cli import list_models
 PREVIEW_MAX_SIDE = 4096  # a sheet is decoded at most this large; the label scales it to fit
 METHOD_NAMES = {"ip-adapter": "IP-Adapter", "faceid": "IP-Adapter FaceID", "instantid": "InstantID"}
 DEFAULT_BASE = "(default checkpoint)"
-STATUS_WORDS = {
+# Looked up by a record's status, a plain string (a JobStatus hashes and compares as its value).
+STATUS_WORDS: dict[str, str] = {
     JobStatus.QUEUED: "queued",
     JobStatus.RUNNING: "making",
     JobStatus.PAUSED: "paused",
@@ -295,12 +296,12 @@ class SheetsPage(QWidget):
 
     def reload_bases(self) -> None:
         root = self.context.library.root
+
         # The list of bases stays as it was when the models cannot be listed; the failure is logged.
-        run_in_background(
-            lambda: [m["name"] for m in list_models(root, "checkpoint")],
-            self._on_bases,
-            lambda exc: failure_line("list the base models", exc),
-        )
+        def log_failure(exc: Exception) -> None:
+            failure_line("list the base models", exc)
+
+        run_in_background(lambda: [m["name"] for m in list_models(root, "checkpoint")], self._on_bases, log_failure)
 
     def _on_bases(self, names: list[str]) -> None:
         chosen = self.base_box.currentData()
@@ -493,7 +494,8 @@ class SheetsPage(QWidget):
 
     def sheet_files(self, job_id: int | None = None) -> tuple[str, str] | None:
         """The (PNG, PDF) of a finished sheet job, or None."""
-        record = self.sheet_jobs.get(self.shown_job_id if job_id is None else job_id)
+        wanted = self.shown_job_id if job_id is None else job_id
+        record = self.sheet_jobs.get(wanted) if wanted is not None else None
         if record is None or record.status != JobStatus.DONE:
             return None
         png = next((p for p in record.outputs if p and p.lower().endswith(".png")), None)
@@ -535,7 +537,7 @@ class SheetsPage(QWidget):
 
     def export(self, suffix: str) -> None:
         files = self.sheet_files()
-        if files is None:
+        if files is None or self.shown_job_id is None:  # files are those of the shown job
             self._show_error("Pick a finished sheet to export.")
             return
         source = Path(files[0] if suffix == "png" else files[1])
@@ -588,10 +590,12 @@ class SheetsPage(QWidget):
         method_index = self.method_box.findData(settings.value("sheets/method"))
         if method_index >= 0:
             self.method_box.setCurrentIndex(method_index)
-        try:
-            self.steps_box.setValue(int(settings.value("sheets/steps", self.steps_box.value())))
-        except (TypeError, ValueError):
-            pass
+        steps = settings.value("sheets/steps", self.steps_box.value())
+        if isinstance(steps, str | int | float):
+            try:
+                self.steps_box.setValue(int(steps))
+            except ValueError:
+                pass
         character = settings.value("sheets/character")
         if isinstance(character, (list, tuple)) and len(character) == 2:
             self.select_character(str(character[0]), str(character[1]))

@@ -91,12 +91,15 @@ class ThumbnailLoader(QObject):
         while self._wanted and len(self._in_flight) < self.pool.maxThreadCount():
             key, _ = self._wanted.popitem(last=True)
             self._in_flight.add(key)
-            run_in_background(
-                lambda key=key: read_thumbnail(*key),
-                lambda image, key=key: self._store(key, image),
-                lambda _error, key=key: self._store(key, QImage()),
-                pool=self.pool,
-            )
+            self._decode(key)
+
+    def _decode(self, key: Key) -> None:
+        run_in_background(
+            lambda: read_thumbnail(*key),
+            lambda image: self._store(key, image),
+            lambda _error: self._store(key, QImage()),
+            pool=self.pool,
+        )
 
     def _store(self, key: Key, image: QImage) -> None:
         self._in_flight.discard(key)

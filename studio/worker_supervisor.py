@@ -77,9 +77,12 @@ def worker_options(settings: QSettings) -> list[str]:
 
 def memory_budget_setting(settings: QSettings) -> float:
     """The budget in GB the settings ask for; 0 for the worker's own default (also for nonsense)."""
+    value = settings.value(MEMORY_BUDGET_KEY, 0) or 0
+    if not isinstance(value, str | bytes | int | float):
+        return 0.0
     try:
-        budget = float(settings.value(MEMORY_BUDGET_KEY, 0) or 0)
-    except (TypeError, ValueError):
+        budget = float(value)
+    except ValueError:
         return 0.0
     return budget if 0 < budget <= MAX_MEMORY_BUDGET_GB else 0.0
 
@@ -146,7 +149,7 @@ class WorkerSupervisor(QObject):
     "attached" (someone else's), "stopping", "gave up" (crashed too often)."""
 
     changed = Signal()  # the state, pid or device changed
-    event = Signal(str)  # a line for the user: crashes, restarts, attaching
+    announced = Signal(str)  # a line for the user: crashes, restarts, attaching
     keep_running_changed = Signal(bool)  # the "keep training after I close the app" choice
     memory_changed = Signal()  # what the worker holds in memory (`memory`) changed
 
@@ -301,6 +304,7 @@ class WorkerSupervisor(QObject):
         process, self.process = self.process, None
         attached, self.attached = self.attached, None
         self.state = "stopped"  # no longer watched (not emitted: the window is closing)
+        pid: int | None
         if process is not None and process.poll() is None:
             pid = process.pid
         elif attached is not None and self._is_local(attached) and self._started_by_studio(attached):
@@ -462,7 +466,7 @@ class WorkerSupervisor(QObject):
 
     def _say(self, line: str) -> None:
         self.last_event = line
-        self.event.emit(line)
+        self.announced.emit(line)
         if self.status_message is not None:
             self.status_message(line)
 
@@ -482,6 +486,6 @@ class WorkerSupervisor(QObject):
 
 def _own_session() -> dict:
     """Popen options that detach the worker from the studio's terminal and process group."""
-    if os.name == "nt":
+    if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "DETACHED_PROCESS", 0)}
     return {"start_new_session": True}

@@ -68,7 +68,9 @@ def library_page(qtbot, context, messages):
     qtbot.addWidget(page)
     page.resize(1300, 850)
     page.show()
+    settle(qtbot, page)
     page.select(TreeNode("Aria", "Demo"))
+    settle(qtbot, page)
     yield page
     page.shutdown()
 
@@ -76,6 +78,12 @@ def library_page(qtbot, context, messages):
 @pytest.fixture
 def character_page(library_page):
     return library_page.character_page
+
+
+def settle(qtbot, page: LibraryPage) -> None:
+    """Waits until the library page's (and its character page's) reads and writes have answered:
+    they run off the GUI thread."""
+    qtbot.waitUntil(lambda: not page.busy(), timeout=10_000)
 
 
 def drop_files(widget, paths: list[Path]) -> QDropEvent:
@@ -107,6 +115,7 @@ def test_dropped_files_import_the_good_and_name_the_bad(character_page, library_
     drop = drop_files(character_page, [good[0], bad, good[1]])
     assert drop.isAccepted()
     qtbot.waitUntil(lambda: not character_page.importing, timeout=10000)
+    settle(qtbot, library_page)
 
     assert character_page.references.count() == 6
     assert context.catalog.show_character("Aria", "Demo").reference_count == 6
@@ -118,11 +127,12 @@ def test_dropped_files_import_the_good_and_name_the_bad(character_page, library_
     assert changed and library_page.find_item(TreeNode("Aria", "Demo")).text(1) == "6"
 
 
-def test_a_drop_of_only_bad_files_imports_nothing_and_says_why(character_page, qtbot, tmp_path):
+def test_a_drop_of_only_bad_files_imports_nothing_and_says_why(character_page, library_page, qtbot, tmp_path):
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     drop_files(character_page, [empty])
     qtbot.waitUntil(lambda: not character_page.importing, timeout=10000)
+    settle(qtbot, library_page)
     assert character_page.references.count() == 4
     assert "empty.png" in character_page.import_message.text()
 
@@ -135,13 +145,14 @@ def test_a_drag_without_files_is_refused(character_page):
     assert not enter.isAccepted()
 
 
-def test_tagging_one_and_several_references(character_page, context, messages):
+def test_tagging_one_and_several_references(character_page, library_page, context, messages, qtbot):
     select_references(character_page, 0)
     editor = character_page.tag_editor
     assert editor.view.currentText() == "front"
     editor.expression.setEditText("happy")
     editor.outfit.setEditText("festival dress")
     editor.apply_button.click()
+    settle(qtbot, library_page)
 
     front = context.catalog.show_character("Aria", "Demo").references[0]
     assert (front.view, front.expression, front.outfit) == ("front", "happy", "festival dress")
@@ -151,6 +162,7 @@ def test_tagging_one_and_several_references(character_page, context, messages):
     assert editor.view.currentText() == "" and editor.view.lineEdit().placeholderText() == "(several values)"
     editor.expression.setEditText("angry")
     editor.apply_button.click()
+    settle(qtbot, library_page)
     references = context.catalog.show_character("Aria", "Demo").references
     assert [(r.view, r.expression) for r in references[1:3]] == [("three-quarter", "angry"), ("side", "angry")]
     assert editor.outfit.findText("festival dress") > 0  # offered again
@@ -158,15 +170,18 @@ def test_tagging_one_and_several_references(character_page, context, messages):
     select_references(character_page, 3)
     editor.view.setEditText("upside down")
     editor.apply_button.click()
+    settle(qtbot, library_page)
     assert len(messages) == 1 and "unknown view 'upside down'" in messages[0]
 
 
-def test_deleting_a_reference_undoes(character_page, library_page, context):
+def test_deleting_a_reference_undoes(character_page, library_page, context, qtbot):
     select_references(character_page, 1)
     character_page.delete_reference_button.click()
+    settle(qtbot, library_page)
     assert character_page.references.count() == 3
     assert library_page.find_item(TreeNode("Aria", "Demo")).text(1) == "3"
     library_page.undo_action.trigger()
+    settle(qtbot, library_page)
     assert character_page.references.count() == 4
     assert [r.view for r in context.catalog.show_character("Aria", "Demo").references] == ["front", "three-quarter", "side", "back"]
 
@@ -181,7 +196,9 @@ def test_face_flags_show_on_the_thumbnail_and_tooltip(qtbot, demo_library, conte
     page = LibraryPage(context)
     qtbot.addWidget(page)
     page.show()
+    settle(qtbot, page)
     page.select(TreeNode("Aria", "Demo"))
+    settle(qtbot, page)
     grid = page.character_page.references
     assert "no face found" in grid.item(2).toolTip()
     assert "face" not in grid.item(1).toolTip()
@@ -203,14 +220,16 @@ def test_consistency_method_and_strength_are_kept_per_character(character_page, 
     qtbot.waitUntil(lambda: context.catalog.show_character("Aria", "Demo").settings == {"method": "faceid", "strength": 1.2}, timeout=3000)
 
     library_page.select(TreeNode("Kael", "Demo"))  # Kael keeps the defaults
+    settle(qtbot, library_page)
     assert character_page.consistency.method.currentData() == "ip-adapter"
     assert character_page.consistency.strength.value() == pytest.approx(0.7)
     library_page.select(TreeNode("Aria", "Demo"))
+    settle(qtbot, library_page)
     assert character_page.consistency.method.currentData() == "faceid"
     assert character_page.consistency.strength.value() == pytest.approx(1.2)
 
 
-def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page, library_page, context, demo_library):
+def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page, library_page, context, demo_library, qtbot):
     aria = context.catalog.show_character("Aria", "Demo")
     with demo_library.db.writing() as session:
         session.add(
@@ -234,6 +253,7 @@ def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page
             )
         )
     library_page.refresh()
+    settle(qtbot, library_page)
     rows = character_page.lora_versions
     assert [rows.topLevelItem(0).text(c) for c in range(4)] == ["Aria-lora-v1", "1", "dreambooth", "/models/aria-v1.safetensors"]
 
@@ -243,11 +263,12 @@ def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page
     character_page.consistency.strength.setValue(0.9)
     character_page.generate_box.prompt.setText("ariaknight on a castle wall")
     character_page.generate_box.negative.setText("blurry")
-    character_page.generate_box.size.setEditText("768x512")
+    character_page.generate_box.image_size.setEditText("768x512")
     character_page.generate_box.seed.setValue(42)
     character_page.generate_box.count.setValue(3)
     character_page.generate_box.lora.setCurrentIndex(character_page.generate_box.lora.findData("Aria-lora-v1"))
     character_page.generate_box.generate_button.click()
+    qtbot.waitUntil(lambda: bool(queued), timeout=10_000)  # queued off the GUI thread
 
     [job] = context.queue.list(kind="generate")
     assert (job.status, job.character, job.payload["best_of"]) == ("queued", "Aria", None)
@@ -271,7 +292,7 @@ def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page
 
 def test_a_bad_size_is_refused_with_a_message(character_page, context, messages):
     character_page.generate_box.prompt.setText("anything")
-    character_page.generate_box.size.setEditText("500x500")
+    character_page.generate_box.image_size.setEditText("500x500")
     character_page.generate_box.generate_button.click()
     assert context.queue.list(kind="generate") == []
     assert len(messages) == 1 and "multiple of 8" in messages[0]
@@ -305,17 +326,22 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
             RegisteredModel(name="moved-style", kind="lora", family="sd15", path=moved, character_id=aria.id, version=1, details={})
         )
     library_page.refresh()
+    settle(qtbot, library_page)
     assert character_page.generate_box.lora.findData("moved-style") > 0
     character_page.consistency.method.setCurrentIndex(character_page.consistency.method.findData("none"))
     character_page.generate_box.prompt.setText("ariaknight waving")
-    character_page.generate_box.size.setEditText("64x64")
+    character_page.generate_box.image_size.setEditText("64x64")
     character_page.generate_box.steps.setValue(2)
     character_page.generate_box.seed.setValue(5)
     character_page.generate_box.count.setValue(2)
-    made = character_page.generate()
+    with qtbot.waitSignal(character_page.queued, timeout=10_000) as queued:  # queued off the GUI thread
+        character_page.generate()
+    made = queued.args[0]
     character_page.generate_box.lora.setCurrentIndex(character_page.generate_box.lora.findData("moved-style"))
     character_page.generate_box.count.setValue(1)
-    fails = character_page.generate()
+    with qtbot.waitSignal(character_page.queued, timeout=10_000) as queued:
+        character_page.generate()
+    fails = queued.args[0]
     assert made is not None and fails is not None
 
     worker = subprocess.Popen(
@@ -346,6 +372,7 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
 
     # Coming back to the character later, its latest images are in the strip.
     library_page.select(TreeNode("Kael", "Demo"))
+    settle(qtbot, library_page)
     assert strip.count() == 0
     library_page.select(TreeNode("Aria", "Demo"))
     qtbot.waitUntil(lambda: sorted(strip.result_paths()) == sorted(record.outputs), timeout=5000)
@@ -392,12 +419,13 @@ def test_train_overnight_without_a_window_and_without_references(qtbot, characte
 
     context.catalog.create_character("Nobody", "Demo")
     library_page.refresh(select=TreeNode("Nobody", "Demo"))
+    settle(qtbot, library_page)
     assert character_page.open_train_dialog() is None
     assert len(messages) == 1 and "no reference images" in messages[0]
     assert len(context.queue.list()) == 1
 
 
-def test_reuse_request_loads_the_box_of_its_character(character_page, library_page, context):
+def test_reuse_request_loads_the_box_of_its_character(character_page, library_page, context, qtbot):
     shown = []
     context.signals.show_page.connect(shown.append)
     request = GenerationRequest(
@@ -412,12 +440,13 @@ def test_reuse_request_loads_the_box_of_its_character(character_page, library_pa
         identities=(IdentityEntry(character="Kael", project="Demo", scale=1.1, method="faceid"),),
     )
     context.signals.reuse_request.emit(request.to_json())
+    qtbot.waitUntil(lambda: shown == ["library"], timeout=10_000)  # once Kael is read
 
     assert library_page.current_node() == TreeNode("Kael", "Demo")
     assert (
         character_page.generate_box.prompt.text(),
         character_page.generate_box.negative.text(),
-        character_page.generate_box.size.currentText(),
+        character_page.generate_box.image_size.currentText(),
     ) == ("kaelrogue in the rain", "text", "512x768")
     assert (
         character_page.generate_box.seed.value(),

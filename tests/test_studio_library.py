@@ -56,7 +56,13 @@ def page(qtbot, context, warnings):
     qtbot.addWidget(page)
     page.resize(1200, 800)
     page.show()
+    settle(qtbot, page)
     return page
+
+
+def settle(qtbot, page: LibraryPage) -> None:
+    """Waits until the page's reads and edits (made off the GUI thread) have answered."""
+    qtbot.waitUntil(lambda: not page.busy(), timeout=10_000)
 
 
 def visible_tree(page: LibraryPage) -> dict[str, list[str]]:
@@ -87,6 +93,7 @@ def test_selecting_a_character_shows_its_page_with_thumbnails(page, qtbot, conte
     context.signals.character_selected.connect(lambda name, project: picked.append((name, project)))
 
     assert page.select(TreeNode("Aria", "Demo"))
+    settle(qtbot, page)
 
     character = page.character_page
     assert page.details.currentWidget() is character
@@ -122,62 +129,73 @@ def test_search_filters_characters_and_hiding_the_selection_clears_it(page):
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
 
 
-def test_new_project_and_character_undo_and_redo(page, context, monkeypatch, warnings):
+def test_new_project_and_character_undo_and_redo(page, context, monkeypatch, warnings, qtbot):
     changed = []
     context.signals.library_changed.connect(lambda: changed.append(True))
     answer_text(monkeypatch, "Side quests")
     page.new_project_action.trigger()
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"], "Side quests": []}
     assert page.current_node() == TreeNode("Side quests")
 
     answer_text(monkeypatch, "  Mira   Vale ")
     page.new_character_action.trigger()  # into the selected project
+    settle(qtbot, page)
     assert visible_tree(page)["Side quests"] == ["Mira Vale"]
     assert page.current_node() == TreeNode("Mira Vale", "Side quests")
     assert page.character_page.title.text() == "Mira Vale"
     assert len(changed) == 2
 
     page.undo_action.trigger()  # the character goes to the trash
+    settle(qtbot, page)
     assert characters_in_library(context) == {"Demo": ["Aria", "Kael"], "Side quests": []}
     assert [entry["name"] for entry in context.catalog.list_trash()] == ["Mira Vale"]
     page.undo_action.trigger()
+    settle(qtbot, page)
     assert characters_in_library(context) == {"Demo": ["Aria", "Kael"]}
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
 
     page.redo_action.trigger()
+    settle(qtbot, page)
     page.redo_action.trigger()
+    settle(qtbot, page)
     assert characters_in_library(context) == {"Demo": ["Aria", "Kael"], "Side quests": ["Mira Vale"]}
     assert page.current_node() == TreeNode("Mira Vale", "Side quests")
     assert warnings == []
 
 
-def test_refused_create_warns_and_pushes_nothing(page, monkeypatch, warnings):
+def test_refused_create_warns_and_pushes_nothing(page, monkeypatch, warnings, qtbot):
     answer_text(monkeypatch, "Demo")
     page.new_project_action.trigger()
+    settle(qtbot, page)
     assert len(warnings) == 1 and "already exists" in warnings[0]
     assert not page.undo_stack.canUndo()
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
 
 
-def test_rename_delete_and_undo_restores_from_the_trash(page, context, monkeypatch, warnings):
+def test_rename_delete_and_undo_restores_from_the_trash(page, context, monkeypatch, warnings, qtbot):
     page.select(TreeNode("Kael", "Demo"))
     answer_text(monkeypatch, "Kael the Swift")
     page.rename_action.trigger()
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael the Swift"]}
     assert context.catalog.show_character("Kael the Swift", "Demo").reference_count == 4
 
     page.delete_action.trigger()
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria"]}
     assert page.current_node() == TreeNode("Demo")
     assert [entry["name"] for entry in context.catalog.list_trash()] == ["Kael the Swift"]
 
     page.undo_action.trigger()  # back from the trash, references and all
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael the Swift"]}
     assert page.current_node() == TreeNode("Kael the Swift", "Demo")
     assert context.catalog.list_trash() == []
     assert page.character_page.references.count() == 4
 
     page.undo_action.trigger()  # the rename
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
     assert page.current_node() == TreeNode("Kael", "Demo")
     assert warnings == []
@@ -189,35 +207,43 @@ def test_keyboard_shortcuts_delete_rename_and_undo(page, context, monkeypatch, q
     qtbot.waitUntil(page.tree.hasFocus)
 
     QTest.keyClick(page.tree, Qt.Key.Key_Delete)
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Kael"]}
     QTest.keyClick(page.tree, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
     QTest.keyClick(page.tree, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Kael"]}
 
     page.select(TreeNode("Demo"))
     answer_text(monkeypatch, "Saga")
     QTest.keyClick(page.tree, Qt.Key.Key_F2)
+    settle(qtbot, page)
     assert visible_tree(page) == {"Saga": ["Kael"]}
     answer_text(monkeypatch, "Archive")
     QTest.keyClick(page.tree, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    settle(qtbot, page)
     assert set(visible_tree(page)) == {"Archive", "Saga"}
 
 
-def test_deleting_a_project_undoes(page, context):
+def test_deleting_a_project_undoes(page, context, qtbot):
     page.select(TreeNode("Demo"))
     page.delete_action.trigger()
+    settle(qtbot, page)
     assert visible_tree(page) == {}
     page.undo_action.trigger()
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
 
 
-def test_edits_on_other_pages_refresh_the_tree(page, context):
+def test_edits_on_other_pages_refresh_the_tree(page, context, qtbot):
     picked = []
     context.signals.character_selected.connect(lambda name, project: picked.append(name))
     page.select(TreeNode("Kael", "Demo"))
     context.catalog.create_character("Zed", "Demo")
     context.signals.library_changed.emit()
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael", "Zed"]}
     assert page.current_node() == TreeNode("Kael", "Demo")
     assert picked == ["Kael"]  # a refresh is not a new pick
@@ -237,21 +263,26 @@ def test_the_last_character_is_selected_again_at_the_next_start(qtbot, context, 
     qtbot.addWidget(first)
     first.show()
     library = first.page("library")
+    settle(qtbot, library)
     library.select(TreeNode("Kael", "Demo"))
+    settle(qtbot, library)
     first.close()
 
     second = StudioWindow(StudioContext.open(context.library, settings))
     qtbot.addWidget(second)
     second.show()
     restored = second.page("library")
+    settle(qtbot, restored)
     assert restored.current_node() == TreeNode("Kael", "Demo")
     assert restored.character_page.title.text() == "Kael"
 
     # A character deleted meanwhile falls back to its project.
     restored.delete_action.trigger()
+    settle(qtbot, restored)
     second.close()
     third = StudioWindow(StudioContext.open(context.library, settings))
     qtbot.addWidget(third)
+    settle(qtbot, third.page("library"))
     assert third.page("library").current_node() == TreeNode("Demo")
 
 
@@ -316,27 +347,47 @@ def test_studio_imports_stay_light():
     assert done.returncode == 0, done.stderr
 
 
-def test_a_character_deleted_elsewhere_warns_instead_of_crashing(page, context, warnings):
+def test_a_character_deleted_elsewhere_warns_instead_of_crashing(page, context, warnings, qtbot):
     context.catalog.delete_character("Aria", "Demo")
     page.select(TreeNode("Aria", "Demo"))  # the tree has not been refreshed yet
+    settle(qtbot, page)
     assert len(warnings) == 1 and "Aria" in warnings[0]
     assert page.character_page.character is None
     assert page.details.currentWidget() is page.summary
 
 
-def test_a_cancelled_dialog_changes_nothing(page, monkeypatch, warnings):
+def test_a_cancelled_dialog_changes_nothing(page, monkeypatch, warnings, qtbot):
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("Ignored", False))
     page.new_project_action.trigger()
     page.select(TreeNode("Aria", "Demo"))
     page.rename_action.trigger()
+    settle(qtbot, page)
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
     assert not page.undo_stack.canUndo() and warnings == []
 
 
-def test_a_rename_to_a_taken_name_is_refused_with_a_warning(page, monkeypatch, warnings):
+def test_a_rename_to_a_taken_name_is_refused_with_a_warning(page, monkeypatch, warnings, qtbot):
     page.select(TreeNode("Kael", "Demo"))
     answer_text(monkeypatch, "Aria")
     page.rename_action.trigger()
+    settle(qtbot, page)
     assert warnings == ["project 'Demo' already has a character named 'Aria'"]
     assert visible_tree(page) == {"Demo": ["Aria", "Kael"]}
     assert not page.undo_stack.canUndo()
+
+
+def test_undo_waits_for_the_edit_and_a_refused_undo_leaves_the_stack(page, context, monkeypatch, warnings, qtbot):
+    page.select(TreeNode("Kael", "Demo"))
+    answer_text(monkeypatch, "Kael the Swift")
+    page.rename_action.trigger()
+    assert not page.undo_action.isEnabled()  # nothing to undo until the rename is made
+    settle(qtbot, page)
+    assert page.undo_action.isEnabled()
+
+    context.catalog.create_character("Kael", "Demo")  # the old name is taken meanwhile
+    page.undo_action.trigger()
+    assert page.undo_stack.canUndo() and not page.undo_action.isEnabled()  # off while the undo runs
+    settle(qtbot, page)
+    assert len(warnings) == 1 and "already has a character named 'Kael'" in warnings[0]
+    assert not page.undo_stack.canUndo() and not page.undo_stack.canRedo()  # the refused edit is dropped
+    assert visible_tree(page) == {"Demo": ["Aria", "Kael", "Kael the Swift"]}

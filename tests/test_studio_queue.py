@@ -372,7 +372,7 @@ def test_a_worker_that_keeps_crashing_is_given_up_with_its_last_words(library, s
     supervisor = WorkerSupervisor(library.root, settings, command=crashing, check_ms=50, restart_delays_s=(0.05,), max_crashes=3)
     watched.append(supervisor)
     events = []
-    supervisor.event.connect(events.append)
+    supervisor.announced.connect(events.append)
     supervisor.start()
     qtbot.waitUntil(lambda: supervisor.state == "gave up", timeout=15000)
     assert [e.split(";")[0] for e in events if "restarting" in e] == [

@@ -69,7 +69,13 @@ def page(qtbot, context, warnings):
     page.resize(1400, 900)
     page.show()
     qtbot.waitExposed(page)
+    settle(qtbot, page)
     yield page
+
+
+def settle(qtbot, page: ScenePage) -> None:
+    """Waits until the page's reads and writes (off the GUI thread) have answered."""
+    qtbot.waitUntil(lambda: not page.busy(), timeout=10_000)
 
 
 # -- driving the canvas ---------------------------------------------------------------------------
@@ -325,16 +331,21 @@ def test_scenes_save_to_the_library_and_to_files(page, tmp_path, warnings, qtbot
     qtbot.waitUntil(lambda: not page.canvas.background.pixmap().isNull())
     assert page.canvas.background.pixmap().size().toTuple() == (768, 512)  # stretched as the render stretches it
     assert page.properties.background_label.text() == "courtyard.png"
-    assert page.save_to_library(DEMO_PROJECT, "duel")
+    with qtbot.waitSignal(page.saved, timeout=10_000):
+        assert page.save_to_library(DEMO_PROJECT, "duel")
     saved = scene_json(page)
-    assert page.save_file(str(tmp_path / "duel.json"))
+    assert saved["background"].startswith("files/")  # kept in the library, so it reopens anywhere
+    with qtbot.waitSignal(page.saved, timeout=10_000):
+        assert page.save_file(str(tmp_path / "duel.json"))
 
     page.new_scene()
     assert scene_json(page)["placements"] == []
-    assert page.open_from_library("duel", DEMO_PROJECT)
+    with qtbot.waitSignal(page.opened, timeout=10_000):
+        page.open_from_library("duel", DEMO_PROJECT)
     assert {**scene_json(page), "name": None} == saved and page.document.saved_id is not None
     page.new_scene()
-    assert page.open_file(str(tmp_path / "duel.json"))
+    with qtbot.waitSignal(page.opened, timeout=10_000):
+        page.open_file(str(tmp_path / "duel.json"))
     assert scene_json(page) == saved
     page.undo_action.trigger()  # opening is an edit too: the scene before is one undo away
     assert scene_json(page)["placements"] == []
@@ -425,7 +436,8 @@ def test_render_queues_a_scene_job_whose_result_reopens_its_scene(tiny_models, p
     context.signals.jobs_changed.connect(lambda: queued.append(True))
 
     page.canvas.setFocus()
-    QTest.keyClick(page.canvas, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    with qtbot.waitSignal(page.render_queued, timeout=10_000):  # queued off the GUI thread
+        QTest.keyClick(page.canvas, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     [job_id] = page.results.pending
     job = context.queue.get(job_id)
     assert (job.kind, job.status, job.character) == ("scene", "queued", "Aria") and queued == [True]
@@ -446,8 +458,9 @@ def test_render_queues_a_scene_job_whose_result_reopens_its_scene(tiny_models, p
     page.new_scene()
     assert page.document.scene.placements == ()
     rect = page.results.visualItemRect(second)
-    for click in (QTest.mouseClick, QTest.mouseDClick):  # a double-click as Qt sees one: a click, then the second
-        click(page.results.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
+    with qtbot.waitSignal(page.opened, timeout=10_000):  # the scene is read from the PNG off the GUI thread
+        for click in (QTest.mouseClick, QTest.mouseDClick):  # a double-click as Qt sees one: a click, then the second
+            click(page.results.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
     assert scene_json(page) == {**rendered, "seed": 6}
     assert len(page.canvas.placement_items) == 2 and page.properties.seed.text() == "6"
 
@@ -462,7 +475,9 @@ def test_a_render_that_cannot_run_says_why_on_its_tile(page, context, qtbot, tmp
     set_prompt(page, "a jab")
     page.properties.base.addItem("no-such-model")
     page.properties.base.setCurrentText("no-such-model")
-    job_id = page.render_scene()
+    with qtbot.waitSignal(page.render_queued, timeout=10_000) as queued:
+        page.render_scene()
+    job_id = queued.args[0]
     failures: list[str] = []
     page.results.job_failed.connect(lambda job, error: failures.append(error))
     Worker(context.library, device="cpu", poll_interval=0.05).run(until_idle=True)

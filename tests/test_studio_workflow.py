@@ -98,6 +98,11 @@ def go_to(window, qtbot, key: str, digit: Qt.Key):
     return page
 
 
+def settle(qtbot, page) -> None:
+    """Waits until a page's reads and writes (off the GUI thread) have answered."""
+    qtbot.waitUntil(lambda: not page.busy(), timeout=10_000)
+
+
 def drop_files(widget, paths) -> None:
     """What a file manager's drop delivers: a drag enter, then a drop with file URLs."""
     mime = QMimeData()
@@ -151,13 +156,16 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
 
     # A project and two characters, from the library page's actions.
     library_page = go_to(window, qtbot, "library", Qt.Key.Key_1)
+    settle(qtbot, library_page)
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: (PROJECT, True))
     library_page.new_project_action.trigger()
+    settle(qtbot, library_page)
     character_page = library_page.character_page
     for number, name in enumerate(FIGHTERS):
         library_page.select(TreeNode(PROJECT))
         monkeypatch.setattr(QInputDialog, "getText", lambda *args, name=name, **kwargs: (name, True))
         library_page.new_character_action.trigger()
+        settle(qtbot, library_page)
         assert library_page.current_node() == TreeNode(name, PROJECT)
         assert character_page.title.text() == name
 
@@ -165,6 +173,7 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
         images = [save(gradient(64, 64, seed=10 * number + i), tmp_path / f"{name}-{i}.png") for i in range(3)]
         drop_files(character_page, images)
         qtbot.waitUntil(lambda: not character_page.importing, timeout=15_000)
+        settle(qtbot, library_page)
         assert character_page.references.count() == 3
         assert window.statusBar().currentMessage() == f"Added 3 references to {name}"
         assert not character_page.import_message.isVisible()  # no file was refused
@@ -173,6 +182,7 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
 
     # The fight scene: both characters dragged onto the canvas, a two-person pose onto one of them.
     scene_page = go_to(window, qtbot, "scene", Qt.Key.Key_2)
+    settle(qtbot, scene_page)
     properties = scene_page.properties
     assert properties.base.findText("tiny") >= 0
     properties.width_spin.setValue(128)
@@ -197,13 +207,15 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
     assert scene_page.document.scene.prompt == "two fighters trading blows at night"
 
     scene_page.canvas.setFocus()
-    press(scene_page.canvas, Qt.Key.Key_R)  # Render
+    with qtbot.waitSignal(scene_page.render_queued, timeout=10_000):  # queued off the GUI thread
+        press(scene_page.canvas, Qt.Key.Key_R)  # Render
     [render_id] = scene_page.results.pending
     assert context.queue.get(render_id).kind == "scene"
 
     # An overnight LoRA for Rin, in a window that is open now, small enough to finish here.
     go_to(window, qtbot, "library", Qt.Key.Key_1)
     library_page.select(TreeNode(rin, PROJECT))
+    settle(qtbot, library_page)
     # Tiny models train at 64 px; the dialog offers artists' sizes only, so this test adds one.
     monkeypatch.setattr(train_dialog, "RESOLUTIONS", (*train_dialog.RESOLUTIONS, ("64", 64)))
     character_page.train_button.click()
@@ -216,8 +228,10 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
     dialog.resolution.setCurrentIndex(dialog.resolution.findData(64))
     dialog.not_before_on.setChecked(False)  # "start after" off: from now...
     dialog.not_after_on.setChecked(False)  # ...until done
-    QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5_000)
+    # The dialog closes once the training is queued (off the GUI thread), and is deleted on close:
+    # waiting for its `finished` never touches it after that.
+    with qtbot.waitSignal(dialog.finished, timeout=5_000):
+        QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     window.activateWindow()  # a window manager would hand the focus back; offscreen Qt has none
     qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     [training] = context.queue.list(kind="train-lora")
@@ -264,6 +278,7 @@ def test_an_artist_goes_from_dropped_images_to_a_rendered_fight_and_a_trained_lo
 
     # Back on the library page, Rin's page (still the one shown) lists the LoRA the night produced.
     go_to(window, qtbot, "library", Qt.Key.Key_1)
+    settle(qtbot, library_page)
     assert library_page.current_node() == TreeNode(rin, PROJECT)
     [lora] = context.catalog.show_character(rin, PROJECT).lora_versions
     versions = character_page.lora_versions

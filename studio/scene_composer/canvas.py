@@ -163,9 +163,10 @@ class SceneCanvas(QGraphicsView):
             self.loader.load(self._background_key, path, QSize(*scene.size))
 
     def _background_loaded(self, key: object, image: QImage) -> None:
-        if key != self._background_key or image.isNull():
+        wanted = self._background_key
+        if wanted is None or key != wanted or image.isNull():
             return
-        width, height = key[1]
+        width, height = wanted[1]
         # The render starts from the background stretched to the scene's size; so does the canvas.
         scaled = image.scaled(width, height, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self.background.setPixmap(QPixmap.fromImage(scaled))
@@ -193,21 +194,31 @@ class SceneCanvas(QGraphicsView):
         name = scene.placements[drag.index].character
         x, y, w, h = drag.start_box
         if drag.kind == "joint":
+            if drag.person is None or drag.joint is None:  # begin_joint_drag sets both
+                return
             after = edits.set_joint(scene, drag.index, drag.person, drag.start_box, drag.joint, scene_pos.x(), scene_pos.y())
             joint = BODY_KEYPOINTS[drag.joint].replace("_", " ")
             self.document.edit(after, f"Move {name}'s {joint}", f"joint:{drag.token}")
+            return
+        if drag.start_pos is None:  # begin_box_drag sets it
             return
         dx, dy = scene_pos.x() - drag.start_pos.x(), scene_pos.y() - drag.start_pos.y()
         if drag.kind == "move":
             after = edits.set_box(scene, drag.index, (x + dx, y + dy, w, h))
             self.document.edit(after, f"Move {name}", f"box:{drag.token}")
             return
-        left, top, right, bottom = x, y, x + w, y + h
-        if "left" in drag.corner:
+        corner = drag.corner
+        if corner is None:  # begin_box_drag gives every resize its corner
+            return
+        left: float = x
+        top: float = y
+        right: float = x + w
+        bottom: float = y + h
+        if "left" in corner:
             left = min(left + dx, right - edits.MIN_BOX_SIDE)
         else:
             right = max(right + dx, left + edits.MIN_BOX_SIDE)
-        if "top" in drag.corner:
+        if "top" in corner:
             top = min(top + dy, bottom - edits.MIN_BOX_SIDE)
         else:
             bottom = max(bottom + dy, top + edits.MIN_BOX_SIDE)
@@ -265,6 +276,6 @@ class SceneCanvas(QGraphicsView):
         if character is not None:
             project = character.get("project") if isinstance(character.get("project"), str) else None
             self.character_dropped.emit(character["name"], project, point)
-        else:
+        elif pose is not None:
             index = edits.placement_at(self.document.scene, (point.x(), point.y()))
             self.pose_dropped.emit(pose["name"], -1 if index is None else index, point)

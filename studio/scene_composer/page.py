@@ -6,6 +6,12 @@ move and resize); drag a pose onto it, or a two-person pose onto empty canvas to
 characters at once; drag its joints. Every edit is undoable (Ctrl+Z, Ctrl+Shift+Z). Render
 (Ctrl+R) queues a "scene" job for the worker; its images appear under the canvas, and
 double-clicking one reopens the scene it was rendered from.
+
+The library and the disk are read and written off the GUI thread, in order, on the page's reader
+(studio/library_reader.py): the choices of characters and models, saving and opening scenes
+(files and the library's), queueing renders. What the user asked is checked at once (a scene that
+cannot be saved or rendered yet is refused then); the answer follows as `saved`, `opened` or
+`render_queued`, and a refusal or failure as a warning (studio/failures.py).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -41,6 +47,8 @@ from core.scene.model import Scene, SceneError
 from core.scene.saved import list_saved_scenes, load_saved_scene, save_scene, scene_in_image, with_stored_background
 from storage.errors import LibraryError
 from studio.context import StudioContext
+from studio.failures import failure_line
+from studio.library_reader import LibraryReader
 from studio.scene_composer.canvas import SceneCanvas
 from studio.scene_composer.document import SceneDocument
 from studio.scene_composer.pose_panel import PosePanel
@@ -122,11 +130,19 @@ class OpenFromLibraryDialog(QDialog):
 
 
 class ScenePage(QWidget):
+    saved = Signal(str)  # where the scene was saved: a file's path, or its name in the library
+    opened = Signal()  # a scene read from a file, the library or an image was opened
+    render_queued = Signal(int)  # the id of the "scene" job a render queued
+
     def __init__(self, context: StudioContext, presets: PresetLibrary | None = None):
         super().__init__()
         self.context = context
         self.presets = presets or PresetLibrary()
+        self.reader = LibraryReader(parent=self)
         self.document = SceneDocument(self.presets, self)
+        self._opened = 0  # scenes opened so far: a save's answer names the scene it saved only if none was since
+        self.save_dialog: SaveToLibraryDialog | None = None
+        self.open_dialog: OpenFromLibraryDialog | None = None
         self.characters: dict[tuple[str, str], dict] = {}  # (name, project) -> the character's settings
         self.pair_dialog: CharacterPairDialog | None = None
 
@@ -217,14 +233,21 @@ class ScenePage(QWidget):
 
     # -- what the library offers --------------------------------------------------------------
     def refresh_choices(self) -> None:
-        try:
-            records = self.context.catalog.list_characters()
-            models = model_choices(self.context.library)
-        except LibraryError as exc:
-            self._status(f"Could not read the library: {exc}")
-            return
+        """Reads the characters and models to choose from; the panels get them when read."""
+        catalog, library = self.context.catalog, self.context.library
+
+        def failed(exc: Exception) -> None:
+            self._status(f"Could not read the library: {exc}" if isinstance(exc, LibraryError) else failure_line("read the library", exc))
+
+        self.reader.call(lambda: (catalog.list_characters(), model_choices(library)), lambda answer: self._on_choices(*answer), failed)
+
+    def _on_choices(self, records, models) -> None:
         self.characters = {(c.name, c.project): dict(c.settings or {}) for c in records}
         self.properties.set_choices(list(self.characters), models.checkpoints, models.loras)
+
+    def busy(self) -> bool:
+        """Whether a read or write of this page has not answered yet."""
+        return self.reader.busy()
 
     # -- drops ----------------------------------------------------------------------------------
     def place_character(self, name: str, project: str | None, point: QPointF) -> int:
@@ -278,9 +301,11 @@ class ScenePage(QWidget):
 
     # -- opening and saving -------------------------------------------------------------------
     def new_scene(self) -> None:
+        self._opened += 1
         self.document.open(edits.new_scene(self.document.scene.size), "New scene")
 
     def open_scene(self, scene: Scene, text: str, saved_id: int | None = None, saved_project: str | None = None) -> None:
+        self._opened += 1
         self.canvas.select(-1)
         self.document.open(scene, text, saved_id, saved_project)
         self.canvas.fit()
@@ -296,61 +321,82 @@ class ScenePage(QWidget):
         self.context.signals.show_page.emit("scene")
 
     def reopen_result(self, generation_id: int, path: str) -> None:
-        try:
-            scene = scene_in_image(path)
-        except LibraryError as exc:
-            self.warn(str(exc))
-            return
-        self.open_scene(scene, f"Reopen the scene of #{generation_id}")
-        self._status(f"Reopened the scene of image #{generation_id} (seed {scene.seed})")
+        def reopened(scene: Scene) -> None:
+            self.open_scene(scene, f"Reopen the scene of #{generation_id}")
+            self._status(f"Reopened the scene of image #{generation_id} (seed {scene.seed})")
+            self.opened.emit()
 
-    def open_file(self, path: str) -> bool:
-        try:
-            scene = Scene.load(path)
-        except SceneError as exc:
-            self.warn(str(exc))
-            return False
-        self.open_scene(scene, f"Open {Path(path).name}")
-        return True
+        self.reader.call(lambda: scene_in_image(path), reopened, self._failed(f"reopen the scene of #{generation_id}"))
+
+    def open_file(self, path: str) -> None:
+        """Opens the scene file at `path` once it is read (`opened`), or warns why it cannot."""
+
+        def read(scene: Scene) -> None:
+            self.open_scene(scene, f"Open {Path(path).name}")
+            self.opened.emit()
+
+        self.reader.call(lambda: Scene.load(path), read, self._failed(f"open {path}"))
 
     def save_file(self, path: str) -> bool:
+        """Saves the scene as a JSON file at `path` (its background copied into the library first);
+        False when the scene cannot be saved yet (warned at once), else `saved` follows."""
         scene = self._valid_scene("save")
         if scene is None:
             return False
-        scene = self._background_kept(scene)
-        if scene is None:
-            return False
-        try:
-            scene.save(path)
-        except OSError as exc:
-            self.warn(f"Could not write {path}: {exc.strerror or exc}")
-            return False
-        self._status(f"Saved the scene to {path}")
+        library, opened = self.context.library, self._opened
+
+        def write() -> Scene:
+            kept = with_stored_background(library, scene)
+            kept.save(path)
+            return kept
+
+        def written(kept: Scene) -> None:
+            self._keep_background(scene, kept, opened)
+            self._status(f"Saved the scene to {path}")
+            self.saved.emit(path)
+
+        def failed(exc: Exception) -> None:
+            if isinstance(exc, OSError):
+                self.warn(f"Could not write {path}: {exc.strerror or exc}")
+            else:
+                self._failed(f"save the scene to {path}")(exc)
+
+        self.reader.call(write, written, failed)
         return True
 
     def save_to_library(self, project: str, name: str) -> bool:
+        """Saves the scene as `name` in `project`; False when the scene cannot be saved yet (warned
+        at once), else `saved` follows (or a warning, when the library refuses)."""
         scene = self._valid_scene("save")
-        if scene is not None:
-            scene = self._background_kept(scene)
         if scene is None:
             return False
-        try:
-            saved, created = save_scene(self.context.library, project, name, replace(scene, name=name))
-        except LibraryError as exc:
-            self.warn(str(exc))
-            return False
-        self.document.saved_id, self.document.saved_project = saved.id, project
-        self._status(f"{'Saved' if created else 'Updated'} scene '{saved.name}' in '{project}'")
+        library, opened = self.context.library, self._opened
+
+        def write():
+            kept = with_stored_background(library, scene)
+            return (kept, *save_scene(library, project, name, replace(kept, name=name)))
+
+        def written(answer) -> None:
+            kept, record, created = answer
+            self._keep_background(scene, kept, opened)
+            if opened == self._opened:
+                self.document.saved_id, self.document.saved_project = record.id, project
+            self._status(f"{'Saved' if created else 'Updated'} scene '{record.name}' in '{project}'")
+            self.saved.emit(record.name)
+
+        self.reader.call(write, written, self._failed(f"save the scene '{name}'"))
         return True
 
-    def open_from_library(self, name: str, project: str | None) -> bool:
-        try:
-            scene, scene_id = load_saved_scene(self.context.library, name, project)
-        except LibraryError as exc:
-            self.warn(str(exc))
-            return False
-        self.open_scene(scene, f"Open {name}", scene_id, project)
-        return True
+    def open_from_library(self, name: str, project: str | None) -> None:
+        """Opens the saved scene `name` once it is read (`opened`), or warns why it cannot."""
+        library = self.context.library
+
+        def read(answer: tuple[Scene, int]) -> None:
+            scene, scene_id = answer
+            self.open_scene(scene, f"Open {name}", scene_id, project)
+            self.opened.emit()
+
+        self.reader.call(lambda: load_saved_scene(library, name, project), read, self._failed(f"open the scene '{name}'"))
 
     def choose_file_to_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a scene", "", SCENE_FILTER)
@@ -364,22 +410,46 @@ class ScenePage(QWidget):
             self.save_file(path if path.lower().endswith(".json") else path + ".json")
 
     def choose_library_save(self) -> None:
-        projects = [p.name for p in self.context.catalog.list_projects()]
+        """Asks for a name and a project (once the projects are read), then saves there."""
+        catalog = self.context.catalog
+        self.reader.call(lambda: [p.name for p in catalog.list_projects()], self._ask_library_save, self._failed("list the projects"))
+
+    def _ask_library_save(self, projects: list[str]) -> None:
         if not projects:
             self.warn("Create a project in the library first: a saved scene belongs to a project.")
             return
         dialog = SaveToLibraryDialog(projects, self.document.scene.name or "Scene", self.document.saved_project, self)
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.name.text().strip():
-            self.save_to_library(dialog.project.currentText(), dialog.name.text().strip())
+
+        def accepted() -> None:
+            if dialog.name.text().strip():
+                self.save_to_library(dialog.project.currentText(), dialog.name.text().strip())
+
+        self.save_dialog = self._open_dialog(dialog, accepted)
 
     def choose_saved_scene(self) -> None:
-        saved = list_saved_scenes(self.context.library)
+        """Lists the library's saved scenes (once read) to open one."""
+        library = self.context.library
+        self.reader.call(lambda: list_saved_scenes(library), self._ask_saved_scene, self._failed("list the saved scenes"))
+
+    def _ask_saved_scene(self, saved: list) -> None:
         if not saved:
             self._status("No scenes are saved in the library yet")
             return
         dialog = OpenFromLibraryDialog(saved, self)
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.chosen():
-            self.open_from_library(*dialog.chosen())
+
+        def accepted() -> None:
+            if dialog.chosen():
+                self.open_from_library(*dialog.chosen())
+
+        self.open_dialog = self._open_dialog(dialog, accepted)
+
+    @staticmethod
+    def _open_dialog(dialog: QDialog, accepted) -> QDialog:
+        # Window-modal and not blocking (as the pair dialog): the answer that asked has returned.
+        dialog.accepted.connect(accepted)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def choose_background(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a background", "", IMAGE_FILTER)
@@ -390,37 +460,37 @@ class ScenePage(QWidget):
         self.document.edit(replace(self.document.scene, background=path), "Background" if path else "Clear background")
 
     # -- rendering ------------------------------------------------------------------------------
-    def render_scene(self) -> int | None:
-        """Queues a "scene" job; its images appear in the strip when it finishes. Returns its id."""
+    def render_scene(self) -> None:
+        """Queues a "scene" job (`render_queued` follows with its id); its images appear in the
+        strip when it finishes. A scene that cannot render yet is refused at once."""
         scene = self._valid_scene("render")
         if scene is None:
-            return None
+            return
         best_of = self.best_of.value()
         payload = {"scene": scene.to_json(), "best_of": best_of if best_of > 1 else None, "base": None, "scene_id": self.document.saved_id}
         first = scene.placements[0] if scene.placements else None
-        try:
-            job = self.context.queue.enqueue(
-                JOB_KIND, payload, character=first.character if first else None, project=first.project if first else None
-            )
-        except LibraryError as exc:
-            self.warn(str(exc))
-            return None
-        self.results.track_job(job.id)
-        self.context.signals.jobs_changed.emit()
-        self._status(f"Scene render queued (job {job.id})")
-        return job.id
+        queue = self.context.queue
 
-    def _background_kept(self, scene: Scene) -> Scene | None:
-        """The scene with its background copied into the library (files/...), as the document's
-        own edit, so what is saved reopens anywhere; None (and a warning) when it cannot be read."""
-        try:
-            kept = with_stored_background(self.context.library, scene)
-        except LibraryError as exc:
-            self.warn(str(exc))
-            return None
-        if kept != scene:
-            self.document.edit(kept, "Keep the background in the library")
-        return kept
+        def queued(job) -> None:
+            self.results.track_job(job.id)
+            self.context.signals.jobs_changed.emit()
+            self._status(f"Scene render queued (job {job.id})")
+            self.render_queued.emit(job.id)
+
+        self.reader.call(
+            lambda: queue.enqueue(
+                JOB_KIND, payload, character=first.character if first else None, project=first.project if first else None
+            ),
+            queued,
+            self._failed("queue the render"),
+        )
+
+    def _keep_background(self, scene: Scene, kept: Scene, opened: int) -> None:
+        """After a save: the background copied into the library (files/...) becomes the document's
+        own, as an edit, so what was saved reopens anywhere (unless another scene was opened, or
+        another background chosen, meanwhile)."""
+        if kept.background != scene.background and opened == self._opened and self.document.scene.background == scene.background:
+            self.document.edit(replace(self.document.scene, background=kept.background), "Keep the background in the library")
 
     def _valid_scene(self, doing: str) -> Scene | None:
         scene = self.document.scene
@@ -433,6 +503,11 @@ class ScenePage(QWidget):
     # -- messages and page hooks ------------------------------------------------------------------
     def warn(self, text: str) -> None:
         QMessageBox.warning(self, "Scene", text)
+
+    def _failed(self, doing: str):
+        """A refusal (the library's, or a scene that cannot be read) as it is; anything else as
+        studio/failures.py words it."""
+        return lambda exc: self.warn(str(exc) if isinstance(exc, (LibraryError, SceneError)) else failure_line(doing, exc))
 
     def _status(self, text: str) -> None:
         self.context.signals.status_message.emit(text)

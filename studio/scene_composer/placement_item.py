@@ -68,7 +68,8 @@ class NameLabel(QGraphicsSimpleTextItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QBrush(QColor(255, 255, 255, 190)))
         painter.drawRoundedRect(self.boundingRect(), 3, 3)
-        super().paint(painter, option, widget)
+        # The stub wants a QWidget; Qt takes a null one (a scene rendered to an image has no widget).
+        super().paint(painter, option, widget)  # type: ignore[arg-type]
 
 
 class PlacementItem(QGraphicsItem):
@@ -108,9 +109,9 @@ class PlacementItem(QGraphicsItem):
             if point is not None and point.present:
                 handle.setPos(point.x - x, point.y - y)
         positions = {"top-left": (0, 0), "top-right": (w, 0), "bottom-left": (0, h), "bottom-right": (w, h)}
-        for corner, handle in self.corners.items():
-            handle.setPos(*positions[corner])
-            handle.setVisible(selected)
+        for corner, corner_handle in self.corners.items():
+            corner_handle.setPos(*positions[corner])
+            corner_handle.setVisible(selected)
         self.label.setText(placement.character + (f"  ·  {placement.pose}" if isinstance(placement.pose, str) else ""))
         self.label.setPos(4, 2)
         self.setToolTip(f"{placement.character}" + (f" ({placement.project})" if placement.project else ""))

@@ -88,7 +88,7 @@ class PosePanel(QWidget):
             self.loader.load(preset.name, str(preset.thumbnail), TILE)
 
     def _thumbnail_loaded(self, name: object, image: QImage) -> None:
-        item = self.items.get(name)
+        item = self.items.get(name) if isinstance(name, str) else None
         if item is not None and not image.isNull():
             item.setIcon(QIcon(QPixmap.fromImage(image)))
 

@@ -112,7 +112,7 @@ class ResultsStrip(QListWidget):
         self.job_done.emit(job_id, [int(g) for g in generation_ids])
 
     def _image_loaded(self, key: object, image: QImage) -> None:
-        if image.isNull():
+        if image.isNull() or not isinstance(key, tuple):  # keys are ("preview" | "result", id)
             return
         kind, ident = key
         for row in range(self.count()):
