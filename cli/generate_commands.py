@@ -186,8 +186,15 @@ def queue_generations(catalog: Catalog, requests: list[GenerationRequest], args,
         records = [enqueue_generation(queue, request, args.best_of, args.project) for request in requests]
     except RequestError as exc:
         raise LibraryError(str(exc)) from None
-    lines = [f"queued job {r.id} (generate{', ' + r.character if r.character else ''})" for r in records]
+    lines = [f"queued job {r.id} (generate{', ' + r.character if r.character else ''}){_expected(catalog, r)}" for r in records]
     out.emit([r.to_json() for r in records], "\n".join(lines))
+
+
+def _expected(catalog: Catalog, record) -> str:
+    from core.jobs.estimates import estimate
+
+    found = estimate(catalog.library, record.kind, record.payload)
+    return f": {found.describe()}" if found else ""
 
 
 def describe_scores(record) -> str:

@@ -20,14 +20,12 @@ from core.generation.queries import GenerationRecord
 from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry
 from core.generation.service import GenerationService
 from core.models.catalog import ModelCatalog
-from core.sheets.request import SHEET_KINDS, default_panel_size
+from core.sheets.request import EXPRESSIONS, SHEET_KINDS, TURNAROUND_VIEWS, default_panel_size
 from storage import characters as character_store
 from storage.errors import LibraryError
 from storage.library import Library
 
-TURNAROUND_VIEWS = ("front", "three-quarter", "side", "back")
 VIEW_WORDS = {"front": "front view", "three-quarter": "three-quarter view", "side": "side view, profile", "back": "back view, from behind"}
-EXPRESSIONS = ("neutral", "happy", "angry", "sad", "surprised", "determined")
 
 
 @dataclass(frozen=True)

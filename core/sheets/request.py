@@ -15,6 +15,9 @@ from storage.errors import LibraryError
 
 SHEET_JOB_KIND = "sheet"
 SHEET_KINDS = ("turnaround", "expressions")
+TURNAROUND_VIEWS = ("front", "three-quarter", "side", "back")
+EXPRESSIONS = ("neutral", "happy", "angry", "sad", "surprised", "determined")
+PANELS = {"turnaround": TURNAROUND_VIEWS, "expressions": EXPRESSIONS}
 # A turnaround shows the whole standing figure, an expression sheet close-ups of the face.
 DEFAULT_PANEL_SIZE = {"turnaround": (512, 768), "expressions": (512, 512)}
 MAX_PANEL_SIDE = 2048
