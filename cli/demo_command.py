@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from cli.output import Output
@@ -53,7 +54,8 @@ def demo(catalog: Catalog, args, out: Output) -> None:
     if not args.no_render:
         from core.demo.render import render_demo
 
-        rendered = render_demo(catalog.library)
+        say = (lambda line: None) if out.json else (lambda line: print(f"... {line}", file=sys.stderr, flush=True))
+        rendered = render_demo(catalog.library, say=say)
     data = {
         "library": str(catalog.library.root),
         "project": DEMO_PROJECT,

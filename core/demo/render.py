@@ -10,6 +10,7 @@ are noise-like by design.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def pose_sketch(size: int, lean: int = 0) -> Image.Image:
     return image
 
 
-def ensure_demo_models(library: Library) -> tuple[dict[str, str], bool]:
+def ensure_demo_models(library: Library, say: Callable[[str], None] = lambda line: None) -> tuple[dict[str, str], bool]:
     """Registers the tiny models, building them first when the library has none yet."""
     registry = ModelRegistry(library)
     try:
@@ -76,6 +77,7 @@ def ensure_demo_models(library: Library) -> tuple[dict[str, str], bool]:
     except NotFound:
         pass
     folder = library.root / "demo-models"
+    say(f"building the tiny demo models in {folder} (first run only)")
     paths = build_tiny_model_set(folder, "sd15")
     for name, path, control_type in (
         (DEMO_MODELS["checkpoint"], paths.checkpoint, None),
@@ -90,14 +92,17 @@ def ensure_demo_models(library: Library) -> tuple[dict[str, str], bool]:
     return dict(DEMO_MODELS), True
 
 
-def render_demo(library: Library, service: GenerationService | None = None) -> DemoRender:
-    models, created = ensure_demo_models(library)
+def render_demo(library: Library, service: GenerationService | None = None, say: Callable[[str], None] = lambda line: None) -> DemoRender:
+    """`say` hears a line before each step, so a person watching knows what the minute is spent on."""
+    models, created = ensure_demo_models(library, say)
     service = service or GenerationService(library)
     control_path = library.root / "demo-models" / "pose-sketch.png"
     if not control_path.exists():
         pose_sketch(TINY_SIZE).save(control_path)
     generations = []
-    for character in DEMO_CHARACTERS:
+    say("loading the engine (torch, diffusers) and the demo models")
+    for number, character in enumerate(DEMO_CHARACTERS, 1):
+        say(f"rendering {character.name} ({number}/{len(DEMO_CHARACTERS)}): IP-Adapter identity, the style LoRA, an OpenPose ControlNet")
         request = GenerationRequest(
             prompt=f"{character.trigger}, {character.notes.lower().rstrip('.')}, full body",
             negative="blurry, lowres",
@@ -113,7 +118,9 @@ def render_demo(library: Library, service: GenerationService | None = None) -> D
             controls=(ControlEntry(image=str(control_path), model=models["controlnet"], scale=1.0),),
         )
         generations += service.generate(request)
+    say("rendering the fight scene: two characters, each with its own identity, pose and prompt")
     scene_record, scene_file = render_demo_fight(library, service, models)
+    say(f"rendering {DEMO_CHARACTERS[0].name}'s turnaround sheet (four posed panels)")
     sheet = make_sheet(
         library,
         DEMO_CHARACTERS[0].name,
