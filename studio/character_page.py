@@ -393,11 +393,10 @@ class CharacterPage(QWidget):
             if self.character is not None and self.character.id == record.id:
                 self.character = record
 
-        self.reader.call(
-            lambda: catalog.set_consistency(character.name, method, strength, character.project),
-            saved,
-            lambda error: QMessageBox.warning(self, TITLE, failure_line("save the consistency settings", error)),
-        )
+        def refused(error: Exception) -> None:
+            QMessageBox.warning(self, TITLE, failure_line("save the consistency settings", error))
+
+        self.reader.call(lambda: catalog.set_consistency(character.name, method, strength, character.project), saved, refused)
 
     # -- generating ---------------------------------------------------------------------------
     def generate(self) -> None:

@@ -87,17 +87,19 @@ class LibraryEdits(QObject):
         if self.running or not self.stack.canUndo():
             return
         edit = self.stack.command(self.stack.index() - 1)
+        if not isinstance(edit, LibraryEdit):  # the stack holds only LibraryEdits; Qt hands back QUndoCommand
+            return
         self._step(edit, edit.undo_call, undone=True, step=self.stack.undo)
 
     def redo(self) -> None:
         if self.running or not self.stack.canRedo():
             return
         edit = self.stack.command(self.stack.index())
-        self._step(edit, edit.do_call, undone=False, step=self.stack.redo)
-
-    def _step(self, edit, call: Callable[[], object], undone: bool, step: Callable[[], None]) -> None:
         if not isinstance(edit, LibraryEdit):
             return
+        self._step(edit, edit.do_call, undone=False, step=self.stack.redo)
+
+    def _step(self, edit: LibraryEdit, call: Callable[[], object], undone: bool, step: Callable[[], None]) -> None:
         what = f"{'undo' if undone else 'redo'} {edit.text()}"
 
         settle = edit.settle  # a refused edit is deleted as the stack steps past it

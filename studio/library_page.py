@@ -10,6 +10,7 @@ tree as MIME_CHARACTER (JSON {"name", "project"}), which the scene composer take
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, QSettings, Qt, Signal
@@ -83,7 +84,8 @@ class LibraryTree(QTreeWidget):
     def mimeTypes(self) -> list[str]:
         return [MIME_CHARACTER]
 
-    def mimeData(self, items) -> QMimeData | None:
+    # PySide6's stubs say QMimeData, but Qt takes a null answer: no drag starts (a project row).
+    def mimeData(self, items: Sequence[QTreeWidgetItem], /) -> QMimeData | None:  # type: ignore[override]
         nodes = [item.data(0, NODE_ROLE) for item in items]
         characters = [node for node in nodes if node is not None and node.is_character]
         if not characters:
@@ -272,6 +274,8 @@ class LibraryPage(QWidget):
         if not ok or new_name == node.name:
             return
         catalog = self.catalog
+        do: Callable[[], object]
+        undo: Callable[[], object]
         if node.is_character:
             renamed = TreeNode(new_name, node.project)
             do = lambda: catalog.rename_character(node.name, new_name, node.project)  # noqa: E731
@@ -288,10 +292,12 @@ class LibraryPage(QWidget):
         if node is None:
             return
         catalog = self.catalog
+        do: Callable[[], object]
+        undo: Callable[[], object]
         if node.is_character:
             do = lambda: catalog.delete_character(node.name, node.project)  # noqa: E731
             undo = lambda: catalog.restore_character(node.name, node.project)  # noqa: E731
-            after = TreeNode(node.project)
+            after = TreeNode(node.project_name)  # a character row's project
         else:
             do = lambda: catalog.delete_project(node.name)  # noqa: E731
             undo = lambda: catalog.restore_project(node.name)  # noqa: E731
@@ -366,7 +372,7 @@ class LibraryPage(QWidget):
                 project_item.setExpanded(True)
             self.apply_filter()
             found = (self.find_item(node) for node in targets)
-            self.tree.setCurrentItem(next((item for item in found if item is not None and not item.isHidden()), None))
+            self._set_current_item(next((item for item in found if item is not None and not item.isHidden()), None))
         finally:
             self.tree.blockSignals(False)
         self._loaded = True
@@ -390,11 +396,14 @@ class LibraryPage(QWidget):
     def find_item(self, node: TreeNode) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
             project_item = self.tree.topLevelItem(i)
+            if project_item is None:  # only out of range
+                continue
             if project_item.data(0, NODE_ROLE) == node:
                 return project_item
             for j in range(project_item.childCount()):
-                if project_item.child(j).data(0, NODE_ROLE) == node:
-                    return project_item.child(j)
+                child = project_item.child(j)
+                if child is not None and child.data(0, NODE_ROLE) == node:
+                    return child
         return None
 
     def current_node(self) -> TreeNode | None:
@@ -412,17 +421,26 @@ class LibraryPage(QWidget):
         needle = self.search.text().strip().casefold()
         for i in range(self.tree.topLevelItemCount()):
             project_item = self.tree.topLevelItem(i)
+            if project_item is None:  # only out of range
+                continue
             matches = 0
             for j in range(project_item.childCount()):
                 child = project_item.child(j)
+                if child is None:
+                    continue
                 hidden = bool(needle) and needle not in child.text(0).casefold()
                 child.setHidden(hidden)
                 matches += not hidden
             # While searching, a project without a match is noise; otherwise even empty ones show.
             project_item.setHidden(bool(needle) and matches == 0)
         current = self.tree.currentItem()
-        if current is not None and (current.isHidden() or (current.parent() and current.parent().isHidden())):
-            self.tree.setCurrentItem(None)
+        parent = current.parent() if current is not None else None
+        if current is not None and (current.isHidden() or (parent is not None and parent.isHidden())):
+            self._set_current_item(None)
+
+    def _set_current_item(self, item: QTreeWidgetItem | None) -> None:
+        # PySide6's stubs omit None, but Qt takes a null item: no current row.
+        self.tree.setCurrentItem(item)  # type: ignore[arg-type]
 
     def _on_current_item_changed(self, current: QTreeWidgetItem | None, _previous) -> None:
         node = current.data(0, NODE_ROLE) if current is not None else None
@@ -435,7 +453,7 @@ class LibraryPage(QWidget):
         self._selected = node
 
     def _show(self, node: TreeNode | None) -> None:
-        if node is not None and node.is_character:
+        if node is not None and node.project is not None:  # a character row
             self.character_page.show_character(node.name, node.project)  # shown when it is read
             return
         if node is not None and node.name in self.projects:

@@ -11,6 +11,7 @@ core.scene.compile draws into the control image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -219,7 +220,7 @@ def pair_placements(
     preset: str,
     skeleton: PoseSkeleton,
     point: tuple[float, float],
-    characters: list[tuple[str, str | None]],
+    characters: Sequence[tuple[str, str | None]],
 ) -> list[Placement]:
     """One placement per person of a two-person preset, standing where the preset puts them
     relative to each other, the group centred on `point`."""

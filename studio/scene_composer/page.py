@@ -16,8 +16,10 @@ cannot be saved or rendered yet is refused then); the answer follows as `saved`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6.QtCore import QPointF, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -58,6 +60,7 @@ from studio.scene_composer.results_strip import ResultsStrip
 JOB_KIND = "scene"  # core.scene.jobs registers it with the worker
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
 SCENE_FILTER = "Scene files (*.json)"
+DialogT = TypeVar("DialogT", bound=QDialog)
 
 
 class CharacterPairDialog(QDialog):
@@ -218,7 +221,9 @@ class ScenePage(QWidget):
         for action in (self.undo_action, self.redo_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.addAction(action)
-        self.delete_action = self._action("Delete character", QKeySequence.StandardKey.Delete, self.properties.delete_selected)
+        self.delete_action = self._action(
+            "Delete character", QKeySequence(QKeySequence.StandardKey.Delete), self.properties.delete_selected
+        )
         self.mirror_action = self._action("Mirror", "Ctrl+M", self.properties.mirror_selected, "Mirror the selected character's pose")
         self.render_action = self._action("Render", "Ctrl+R", self.render_scene, "Queue a render of this scene")
         for action in (self.new_action, self.open_file_action, self.save_file_action, self.open_saved_action, self.save_saved_action):
@@ -256,7 +261,7 @@ class ScenePage(QWidget):
             same_name = [p for n, p in self.characters if n == name]
             project = same_name[0] if len(same_name) == 1 else None
         scene = self.document.scene
-        settings = self.characters.get((name, project), {})
+        settings = self.characters.get((name, project), {}) if project is not None else {}
         placement = edits.new_character_placement(scene, name, project, (point.x(), point.y()), self.presets, settings)
         self.document.edit(edits.add_placements(scene, placement), f"Place {name}")
         index = len(self.document.scene.placements) - 1
@@ -438,13 +443,14 @@ class ScenePage(QWidget):
         dialog = OpenFromLibraryDialog(saved, self)
 
         def accepted() -> None:
-            if dialog.chosen():
-                self.open_from_library(*dialog.chosen())
+            chosen = dialog.chosen()
+            if chosen:
+                self.open_from_library(*chosen)
 
         self.open_dialog = self._open_dialog(dialog, accepted)
 
     @staticmethod
-    def _open_dialog(dialog: QDialog, accepted) -> QDialog:
+    def _open_dialog(dialog: DialogT, accepted: Callable[[], None]) -> DialogT:
         # Window-modal and not blocking (as the pair dialog): the answer that asked has returned.
         dialog.accepted.connect(accepted)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -524,7 +530,9 @@ class ScenePage(QWidget):
         state = settings.value("scene/splitter")
         if state is not None:
             self.splitter.restoreState(state)
-        try:
-            self.best_of.setValue(int(settings.value("scene/best_of", 1)))
-        except (TypeError, ValueError):
-            pass
+        best_of = settings.value("scene/best_of", 1)
+        if isinstance(best_of, int | float | str):  # an ini file hands back text; anything else is ignored
+            try:
+                self.best_of.setValue(int(best_of))
+            except ValueError:
+                pass
