@@ -14,6 +14,7 @@ from cli import (
     generate_commands,
     job_commands,
     library_commands,
+    matrix_commands,
     model_commands,
     pose_commands,
     scene_commands,
@@ -35,6 +36,7 @@ def build_parser():
     generate_commands.register(tree)
     scene_commands.register(tree)
     sheet_commands.register(tree)
+    matrix_commands.register(tree)
     demo_command.register(tree)
     model_commands.register(tree)
     pose_commands.register(tree)

@@ -191,3 +191,36 @@ def test_sheet_command_writes_png_and_pdf(demo_library, tmp_path):
     made = result.json()
     assert [p["label"] for p in made["panels"]] == ["neutral", "happy", "angry", "sad", "surprised", "determined"]
     assert out.read_bytes()[:4] == b"%PDF" and out.with_suffix(".png").exists()
+
+
+def test_a_matrix_is_a_labelled_grid_of_generations_made_now_or_by_the_worker(demo_library, tmp_path):
+    axes = ["--x", "prompt:fierce|calm", "--y", "lora:demo-tiny-style:0|1", "--steps", "2", "--seed", "9"]
+    made = demo_library(
+        "matrix", "--character", "Aria", "--prompt", "ariaknight, fierce", *axes, "--out", str(tmp_path / "grid.png"), "--json"
+    )
+    assert made.code == 0, made.stderr
+    data = made.json()
+    assert len(data["generations"]) == 4 and data["seed"] == 9
+    grid = Image.open(data["png"])
+    assert grid.width > 2 * 64 and grid.height > 2 * 64  # two columns and two rows of 64x64 cells, with headings
+    cells = [demo_library("generation", "show", str(g), "--json").json() for g in data["generations"]]
+    assert [(c["metadata"]["matrix"]["x"], c["metadata"]["matrix"]["y"]) for c in cells] == [
+        ("fierce", "0"),
+        ("calm", "0"),
+        ("fierce", "1"),
+        ("calm", "1"),
+    ]
+    assert {c["metadata"]["seed"] for c in cells} == {9}
+    pixels = [np.asarray(Image.open(c["path"])).astype(int) for c in cells]
+    assert np.abs(pixels[0] - pixels[1]).mean() > 0  # the prompt change reaches the image
+    assert np.abs(pixels[0] - pixels[2]).mean() > 0  # and so does the LoRA's weight
+
+    queued = demo_library("matrix", "--character", "Aria", "--prompt", "ariaknight, fierce", *axes, "--queue", "--json")
+    assert queued.code == 0, queued.stderr
+    job = queued.json()
+    ran = demo_library("worker", "--until-idle", "--device", "cpu", "--json")
+    assert ran.code == 0, ran.stderr
+    shown = demo_library("jobs", "show", str(job["id"]), "--json").json()
+    assert shown["status"] == "done", shown.get("error")
+    [output] = shown["outputs"]
+    assert output.endswith("matrix.png") and Image.open(output).size == grid.size

@@ -55,6 +55,12 @@ def work_units(kind: str, payload: dict[str, Any]) -> float | None:
             sheet = SheetRequest.from_json(dict(payload))
             width, height = sheet.panel_size
             return len(PANELS[sheet.kind]) * _step_megapixels(sheet.steps, width, height)
+        if kind == "matrix":
+            from core.matrix.request import MatrixRequest
+
+            matrix = MatrixRequest.from_json(dict(payload))
+            cell = matrix.request
+            return matrix.rows * matrix.columns * _step_megapixels(cell.steps, cell.width, cell.height)
         if JOB_KINDS.get(kind) is not None and JOB_KINDS[kind].training:
             side = int(payload.get("resolution") or 512)
             return _step_megapixels(int(payload["steps"]), side, side)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-KindName = Literal["generate", "scene", "sheet", "train-lora", "train-dreambooth"]
+KindName = Literal["generate", "scene", "sheet", "matrix", "train-lora", "train-dreambooth"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind("generate", "core.generation.jobs:run_generation", interactive=True, training=False),
         JobKind("scene", "core.scene.jobs:run_scene", interactive=True, training=False),
         JobKind("sheet", "core.sheets.jobs:run_sheet", interactive=True, training=False),
+        JobKind("matrix", "core.matrix.jobs:run_matrix", interactive=True, training=False),
         JobKind("train-lora", "core.training.handlers:train_lora", interactive=False, training=True),
         JobKind("train-dreambooth", "core.training.handlers:train_dreambooth", interactive=False, training=True),
     )
