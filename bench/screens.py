@@ -2,11 +2,13 @@
 
     xvfb-run -a .venv/bin/python bench/screens.py docs/screens            # builds a demo library first (~2 min)
     xvfb-run -a .venv/bin/python bench/screens.py OUTDIR --library DIR    # an existing library as it is
+    xvfb-run -a .venv/bin/python bench/screens.py OUTDIR --sizes 1280x800,1920x1080 --theme light
 
 Without --library it makes the demo library (`character-studio demo`: tiny models, two characters,
 a fight scene, a turnaround sheet), then runs a short LoRA training and an expression sheet through
 the worker so the queue shows a finished training with its samples and loss curve, and leaves a
-scheduled overnight training queued. Prints one JSON line: the PNGs written, one per page.
+scheduled overnight training queued. Prints one JSON line: the PNGs written, one per page and size
+(`OUTDIR/<page>-<width>x<height>.png`), in the theme asked for (the studio's default: dark).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SIZE = (1440, 900)
+SIZES = ((1280, 800), (1920, 1080))  # a laptop and a desktop monitor
 SETTLE_S = 2.0  # thumbnails and previews are decoded off the GUI thread: give them time to arrive
 
 
@@ -64,7 +66,7 @@ def settle(app, seconds: float = SETTLE_S) -> None:
         time.sleep(0.02)
 
 
-def take_screens(library_dir: Path, out: Path) -> list[str]:
+def take_screens(library_dir: Path, out: Path, sizes=SIZES, theme: str | None = None) -> list[str]:
     from PySide6.QtCore import QSettings
 
     from storage.library import open_library
@@ -77,10 +79,12 @@ def take_screens(library_dir: Path, out: Path) -> list[str]:
     library = open_library(library_dir)
     settings = QSettings(str(out / ".screens-settings.ini"), QSettings.Format.IniFormat)
     settings.clear()
+    apply_theme = _theme_applier(app, settings, theme)
     context = StudioContext.open(library, settings)
     window = StudioWindow(context)  # no worker: the screens show the library as it is
-    window.resize(*SIZE)
+    window.resize(*sizes[0])
     window.show()
+    apply_theme()
     settle(app)
 
     jobs = context.queue.list()
@@ -109,10 +113,12 @@ def take_screens(library_dir: Path, out: Path) -> list[str]:
             window.show_page(spec.key)
             settle(app, 0.5)
             prepare(spec.key, window.page(spec.key))
-            settle(app)
-            path = out / f"{spec.key}.png"
-            window.grab().save(str(path))
-            written.append(str(path))
+            for width, height in sizes:
+                window.resize(width, height)
+                settle(app)
+                path = out / f"{spec.key}-{width}x{height}.png"
+                window.grab().save(str(path))
+                written.append(str(path))
     finally:
         window.close()
         settle(app, 0.2)
@@ -120,20 +126,40 @@ def take_screens(library_dir: Path, out: Path) -> list[str]:
     return written
 
 
+def _theme_applier(app, settings, theme: str | None):
+    """Applies `theme` (or the studio's default) as the app does at start; a no-op where the studio
+    has no themes (so the script can show a tree from before them)."""
+    try:
+        from studio import theme as themes
+    except ImportError:
+        return lambda: None
+    if theme:
+        settings.setValue(themes.THEME_KEY, theme)
+    return lambda: themes.apply_theme(app, themes.theme_setting(settings))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", help="folder for the PNGs (one per page)")
     parser.add_argument("--library", help="an existing library (default: build the demo library in a temporary folder)")
+    parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="window sizes, e.g. 1280x800,1920x1080")
+    parser.add_argument("--theme", choices=("dark", "light"), help="the studio's theme (default: the studio's default)")
     args = parser.parse_args()
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
+    sizes = tuple(parse_size(size) for size in args.sizes.split(","))
     if args.library:
-        written = take_screens(Path(args.library), out)
+        written = take_screens(Path(args.library), out, sizes, args.theme)
     else:
         with tempfile.TemporaryDirectory(prefix="screens-") as scratch:
             library = Path(scratch) / "demo-library"
             build_demo_library(library)
-            written = take_screens(library, out)
+            written = take_screens(library, out, sizes, args.theme)
     print(json.dumps({"screens": written}))
 
 

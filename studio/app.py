@@ -12,6 +12,7 @@ from core.common.log_file import log_to_library
 from storage.errors import LibraryError
 from storage.library import open_library
 from storage.location import LIBRARY_ENV_VAR, resolve_library_dir
+from studio.theme import apply_theme, theme_setting
 
 APP_NAME = "Character Studio"
 LIBRARY_PATH_KEY = "library/path"
@@ -42,6 +43,7 @@ def run_studio(library_dir: str | None, settings: QSettings | None = None) -> in
     # The application comes first so that a library that will not open can still be reported in a dialog.
     app = application()
     settings = settings if settings is not None else QSettings()
+    apply_theme(app, theme_setting(settings))  # before the first dialog, so that it is in the theme too
     try:
         library = open_library(library_folder(library_dir, settings))
     except LibraryError as refusal:

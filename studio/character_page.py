@@ -31,7 +31,9 @@ from core.generation.enqueue import enqueue_generation
 from core.generation.queries import list_generations
 from core.generation.request import GenerationRequest, RequestError
 from core.generation.request_options import request_from_options
+from core.jobs.estimates import Estimate, estimate
 from core.jobs.queue import JobRecord
+from core.models.catalog import ModelCatalog
 from storage.errors import LibraryError
 from storage.jobs import FINISHED_STATUSES
 from storage.schema import JobStatus
@@ -41,10 +43,11 @@ from studio.context import StudioContext
 from studio.failures import failure_line
 from studio.library_edits import LibraryEdit, LibraryEdits
 from studio.library_reader import LibraryReader
-from studio.quick_generate import GenerateBox, ResultStrip
+from studio.quick_generate import GenerateBox, ResultStrip, first_run_guide, gui_words
 from studio.reference_grid import ReferenceGrid
 from studio.reference_import import ReferenceImporter, image_paths, plural, refusal_message
 from studio.reference_tags import ReferenceTagEditor
+from studio.theme import mark_error
 from studio.train_dialog import TrainDialog
 
 TITLE = "Character Studio"
@@ -73,6 +76,8 @@ def title_label() -> QLabel:
 class CharacterPage(QWidget):
     shown = Signal(object)  # the CharacterRecord now shown, or None when it could not be read
     queued = Signal(object)  # the JobRecord of a "generate" job this page queued
+    estimated = Signal(object)  # the Estimate (or None) of the job the generate box would queue now
+    checked_models = Signal(bool)  # whether a checkpoint is registered (else the first-run guide shows)
 
     def __init__(self, context: StudioContext, edits: LibraryEdits, parent: QWidget | None = None):
         super().__init__(parent)
@@ -101,6 +106,14 @@ class CharacterPage(QWidget):
         self.generate_box.generate_button.clicked.connect(self.generate)
         self.generate_box.prompt.returnPressed.connect(self.generate)
         self.results = ResultStrip()
+        # The job's estimate follows the box a moment after the last change (it reads job rows).
+        self.checkpoint_ready: bool | None = None  # None until the models were read
+        self._estimate_stamp = 0
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(400)
+        self._estimate_timer.timeout.connect(self.update_estimate)
+        self.generate_box.changed.connect(self._estimate_timer.start)
 
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -111,10 +124,13 @@ class CharacterPage(QWidget):
         side_layout.addStretch(1)
 
         self.body = QSplitter()
+        self.body.setObjectName("character")  # remembered by the window (studio/main_window.py)
         self.body.addWidget(self.references_box)
         self.body.addWidget(side)
-        self.body.setStretchFactor(0, 3)
-        self.body.setStretchFactor(1, 2)
+        # The references get the window's width; the panel beside them keeps its own.
+        self.body.setStretchFactor(0, 1)
+        self.body.setStretchFactor(1, 0)
+        self.body.setSizes([600, 400])
 
         layout = QVBoxLayout(self)
         layout.addLayout(self.header)
@@ -153,7 +169,7 @@ class CharacterPage(QWidget):
         self.import_message.setTextFormat(Qt.TextFormat.PlainText)
         self.import_message.setWordWrap(True)
         self.import_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.import_message.setStyleSheet("color: #b00020;")
+        mark_error(self.import_message)
         self.import_message.hide()
         self.tag_editor = ReferenceTagEditor()
         self.tag_editor.tags_applied.connect(self.tag_selected)
@@ -223,6 +239,8 @@ class CharacterPage(QWidget):
         self.notes.setVisible(bool(character.notes))
         self._show_references(character.references)
         self._show_loras(character)
+        self._check_checkpoints()
+        self._estimate_timer.start()
         if switched:
             self.consistency.show_values(
                 character.settings.get("method", DEFAULT_METHOD), character.settings.get("strength", DEFAULT_STRENGTH)
@@ -408,12 +426,15 @@ class CharacterPage(QWidget):
             return
         if self._save_timer.isActive():
             self.save_consistency()  # on the same reader: written before the job is queued
+        if self.checkpoint_ready is False:  # Return in the prompt still gets here
+            QMessageBox.information(self, "Generate", first_run_guide(str(self.context.library.root)))
+            return
         options = self.generate_box.options(character.name, self.consistency.method_value(), self.consistency.strength_value())
         try:
             request = request_from_options(options, character.project)
             request.validate()
         except RequestError as problem:
-            QMessageBox.warning(self, "Generate", f"Cannot generate: {problem}")
+            QMessageBox.warning(self, "Generate", gui_words(str(problem)))
             return
         queue = self.context.queue
         self.reader.call(
@@ -432,7 +453,49 @@ class CharacterPage(QWidget):
 
     def _generate_failed(self, error: Exception) -> None:
         refused = isinstance(error, (RequestError, LibraryError))
-        QMessageBox.warning(self, "Generate", f"Cannot generate: {error}" if refused else failure_line("queue the generation", error))
+        QMessageBox.warning(
+            self, "Generate", f"Cannot generate: {gui_words(str(error))}" if refused else failure_line("queue the generation", error)
+        )
+
+    def _check_checkpoints(self) -> None:
+        """Reads off the GUI thread whether any checkpoint is registered: without one, Generate
+        would only fail, so the box says how to get one instead."""
+        library = self.context.library
+
+        def checked(ready: bool) -> None:
+            self.checkpoint_ready = ready
+            self.generate_box.show_checkpoint_ready(ready, first_run_guide(str(library.root)))
+            self.checked_models.emit(ready)
+
+        def failed(error: Exception) -> None:
+            failure_line("list the checkpoints", error)  # logged; Generate stays on and says why it fails
+
+        # On the page's reader: busy() covers it, so a page that has settled knows its models.
+        self.reader.call(lambda: bool(ModelCatalog(library).list(kind="checkpoint")), checked, failed)
+
+    def update_estimate(self) -> None:
+        """Shows how long the job the box would queue is likely to take (read off the GUI thread),
+        or nothing while this library has nothing to measure it by."""
+        self._estimate_timer.stop()
+        self._estimate_stamp += 1
+        stamp, library = self._estimate_stamp, self.context.library
+        payload = self.generate_box.estimate_payload() if self.character is not None else None
+        if payload is None:
+            self._show_estimate(stamp, None)
+            return
+
+        def failed(error: Exception) -> None:
+            failure_line("estimate the job", error)  # logged; an estimate is a nicety
+            self._show_estimate(stamp, None)
+
+        run_in_background(lambda: estimate(library, "generate", payload), lambda found: self._show_estimate(stamp, found), failed)
+
+    def _show_estimate(self, stamp: int, found: Estimate | None) -> None:
+        if stamp != self._estimate_stamp:
+            return  # the box changed since: a newer estimate is coming
+        self.generate_box.estimate.setText(found.describe() if found is not None else "")
+        self.generate_box.estimate.setToolTip("From the jobs this library's worker finished" if found is not None else "")
+        self.estimated.emit(found)
 
     def _jobs_updated(self, records: list[JobRecord]) -> None:
         for job in records:

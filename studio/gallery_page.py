@@ -53,6 +53,7 @@ from studio.failures import failure_line
 from studio.gallery_model import GalleryModel, GenerationIdRole
 from studio.generation_details import GenerationDetailsPanel
 from studio.library_reader import LibraryReader
+from studio.theme import mark_error
 from studio.thumbnails import ThumbnailLoader
 
 THUMBNAIL_SIZE = 160
@@ -187,8 +188,9 @@ class GalleryPage(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(grid)
         self.splitter.addWidget(details_scroll)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 1)
+        # The grid gets the window's width; the details keep theirs.
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
         self.splitter.setSizes([900, 380])
 
         layout = QVBoxLayout(self)
@@ -227,7 +229,7 @@ class GalleryPage(QWidget):
         self.count_label = QLabel("")
         self.count_label.setMinimumWidth(110)
         self.error_label = QLabel("")
-        self.error_label.setStyleSheet("color: #c0392b")
+        mark_error(self.error_label)
         self._fill_choice_combos()
         for combo in (self.project_filter, self.character_filter, self.scene_filter, self.sort):
             combo.currentIndexChanged.connect(self.apply_filters)

@@ -228,7 +228,7 @@ class GenerationDetailsPanel(QWidget):
     def _show_image(self) -> None:
         if self.details is None:
             return
-        pixmap = self.thumbnails.thumbnail(self.details.record.path, PREVIEW_SIZE)
+        pixmap = self.thumbnails.thumbnail(self.details.record.path, PREVIEW_SIZE, keep=True)  # asked once: never dropped
         if pixmap is not None:
             self.image.set_image(pixmap)
         elif self.thumbnails.cached(self.details.record.path, PREVIEW_SIZE):

@@ -4,7 +4,9 @@ models and settings) in tabs, a status bar, and the worker supervisor in the bac
 Pages are listed in `PAGES` by module path and built lazily on first show, so the window is drawn
 before any page reads the library (launch time is a product goal: under 1.5 s to a drawn window).
 A page is a QWidget built as `Page(context)`; it may define `on_shown()` (called each time its tab
-is shown), `save_state(settings)` / `restore_state(settings)` and `shutdown()`.
+is shown), `save_state(settings)` / `restore_state(settings)` and `shutdown()`. The window remembers
+every QSplitter of a page that has an object name ("splitters/<page>/<name>"), and puts the
+studio's icons on its actions (studio/icons.py), redrawn when the theme changes.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from studio import icons
 from studio.context import StudioContext
 from studio.job_poller import JobPoller
 from studio.launch_report import report_first_paint
@@ -64,7 +67,26 @@ class PageSlot(QWidget):
             restore = getattr(self.page, "restore_state", None)
             if restore is not None:
                 restore(self.context.settings)
+            restore_splitters(self.page, self.spec.key, self.context.settings)
+            icons.decorate(self.page)
         return self.page
+
+
+def named_splitters(page: QWidget) -> dict[str, QSplitter]:
+    return {splitter.objectName(): splitter for splitter in page.findChildren(QSplitter) if splitter.objectName()}
+
+
+def restore_splitters(page: QWidget, key: str, settings: QSettings) -> None:
+    """Gives each named splitter of `page` the sizes it had when the studio last closed."""
+    for name, splitter in named_splitters(page).items():
+        state = settings.value(f"splitters/{key}/{name}")
+        if state is not None:
+            splitter.restoreState(state)
+
+
+def save_splitters(page: QWidget, key: str, settings: QSettings) -> None:
+    for name, splitter in named_splitters(page).items():
+        settings.setValue(f"splitters/{key}/{name}", splitter.saveState())
 
 
 class StudioWindow(QMainWindow):
@@ -85,7 +107,7 @@ class StudioWindow(QMainWindow):
         for spec in PAGES:
             slot = PageSlot(spec, context)
             self.slots[spec.key] = slot
-            self.tabs.addTab(slot, spec.title)
+            self.tabs.addTab(slot, icons.icon(icons.PAGE_ICONS[spec.key]), spec.title)
         self.setCentralWidget(self.tabs)
         self.statusBar().addPermanentWidget(QLabel(f"Library: {context.library.root}"))
         self._build_actions()
@@ -127,13 +149,16 @@ class StudioWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         view = self.menuBar().addMenu("&View")
+        self.page_actions: dict[str, QAction] = {}
         for spec in PAGES:
-            action = QAction(spec.title, self)
+            action = QAction(icons.icon(icons.PAGE_ICONS[spec.key]), spec.title, self)
+            self.page_actions[spec.key] = action
             action.setShortcut(QKeySequence(spec.shortcut))
             action.triggered.connect(lambda _checked=False, key=spec.key: self.show_page(key))
             view.addAction(action)
         view.addSeparator()
-        quit_action = QAction("Quit", self)
+        quit_action = QAction(icons.icon("quit"), "Quit", self)
+        self.quit_action = quit_action
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         quit_action.triggered.connect(self.close)
         view.addAction(quit_action)
@@ -148,6 +173,21 @@ class StudioWindow(QMainWindow):
         if last in self.slots:
             self.tabs.setCurrentWidget(self.slots[last])
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
+            self._redraw_icons()  # the theme changed: the glyphs take its colours
+
+    def _redraw_icons(self) -> None:
+        for index, spec in enumerate(PAGES):
+            glyph = icons.icon(icons.PAGE_ICONS[spec.key])
+            self.tabs.setTabIcon(index, glyph)
+            self.page_actions[spec.key].setIcon(glyph)
+        self.quit_action.setIcon(icons.icon("quit"))
+        for slot in self.slots.values():
+            if slot.page is not None:
+                icons.decorate(slot.page)
+
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
         # bench/gui.py's launch-time hook: does nothing unless CHARACTER_STUDIO_REPORT_SHOWN is set.
@@ -158,6 +198,7 @@ class StudioWindow(QMainWindow):
         settings.setValue("studio/geometry", self.saveGeometry())
         for slot in self.slots.values():
             if slot.page is not None:
+                save_splitters(slot.page, slot.spec.key, settings)
                 for hook in ("save_state", "shutdown"):
                     call = getattr(slot.page, hook, None)
                     if call is not None:

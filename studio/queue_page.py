@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -49,6 +49,7 @@ from studio.context import StudioContext
 from studio.failures import failure_line
 from studio.job_poller import JobPoller
 from studio.loss_curve import LossCurve
+from studio.theme import error_colour, mark_error
 
 COLUMNS = ("#", "Kind", "Character", "Status", "Progress", "Loss", "ETA", "Window", "Note")
 PROGRESS_COLUMN = COLUMNS.index("Progress")
@@ -56,7 +57,6 @@ STATUS_COLUMN = COLUMNS.index("Status")
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_SIZE = QSize(360, 360)  # the preview area's usual size (it takes the column's width)
 DECODE_SIZE = QSize(1024, 1024)  # images are decoded at most this large, then scaled to the area
-FAILED_COLOR = QColor(200, 40, 40)
 
 
 # -- how a job reads -------------------------------------------------------------------------------
@@ -80,6 +80,32 @@ def local_time(stamp: str | None) -> str:
 
 def is_training(record: JobRecord) -> bool:
     return is_training_kind(record.kind) or bool(record.losses)
+
+
+def job_characters(record: JobRecord) -> list[str]:
+    """Every character the job draws, in order: a scene's placements, a generation's request;
+    the job is filed under the first only (its character), so the payload says the rest."""
+    payload = record.payload if isinstance(record.payload, dict) else {}
+    names: list[str] = []
+    if record.kind == "scene" and isinstance(payload.get("scene"), dict):
+        placements = payload["scene"].get("placements")
+        if isinstance(placements, list):
+            names = [str(p["character"]) for p in placements if isinstance(p, dict) and p.get("character")]
+    elif record.kind == "generate" and isinstance(payload.get("request"), dict):
+        characters = payload["request"].get("characters")
+        if isinstance(characters, list):
+            names = [str(name) for name in characters if name]
+    if record.character and record.character not in names:
+        names.insert(0, record.character)
+    return list(dict.fromkeys(names))
+
+
+def wrapped_tooltip(text: str) -> str | None:
+    """`text` as a tooltip that wraps (a plain one is a single line, cut off at the screen's edge)
+    and shows its `<`, `&` and line breaks as they are."""
+    if not text:
+        return None
+    return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>"
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -115,9 +141,11 @@ class JobTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(record, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == len(COLUMNS) - 1:
-            return record.note or None
+            return wrapped_tooltip(record.note)
+        if role == Qt.ItemDataRole.ToolTipRole and column == COLUMNS.index("Character"):
+            return wrapped_tooltip(", ".join(job_characters(record)))
         if role == Qt.ItemDataRole.ForegroundRole and record.status == JobStatus.FAILED and column in (STATUS_COLUMN, len(COLUMNS) - 1):
-            return FAILED_COLOR
+            return error_colour()  # the theme shown now: readable on dark and on light
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, COLUMNS.index("Loss"), COLUMNS.index("ETA")):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -130,7 +158,7 @@ class JobTableModel(QAbstractTableModel):
         if name == "Kind":
             return record.kind
         if name == "Character":
-            return record.character or ""
+            return ", ".join(job_characters(record))
         if name == "Status":
             return record.status + (" (stopping)" if record.stopping else "")
         if name == "Progress":
@@ -365,10 +393,14 @@ class JobDetails(QWidget):
         self.title.setFont(font)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        # The note is the worker's or a handler's text: shown whole and as written, never as rich text.
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error.setStyleSheet(f"color: {FAILED_COLOR.name()}; font-weight: bold;")
+        self.error.setTextFormat(Qt.TextFormat.PlainText)
+        mark_error(self.error, bold=True)
         self.image_caption = QLabel()
         self.image = PreviewImage()
         self.loss_curve = LossCurve()
@@ -390,7 +422,8 @@ class JobDetails(QWidget):
             for widget in (self.summary, self.error, self.image_caption, self.image, self.loss_curve, self.info):
                 widget.hide()
             return
-        who = f" — {record.character}" if record.character else ""
+        characters = job_characters(record)
+        who = f" — {', '.join(characters)}" if characters else ""
         self.title.setText(f"Job #{record.id}: {record.kind}{who}")
         parts = [record.status]
         if describe_progress(record):
@@ -489,7 +522,7 @@ class QueuePage(QWidget):
         self.empty = QLabel("No jobs yet: generations and trainings you start appear here.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.problem = QLabel()
-        self.problem.setStyleSheet(f"color: {FAILED_COLOR.name()};")
+        mark_error(self.problem)
         self.problem.hide()
 
         self.toolbar = QToolBar()

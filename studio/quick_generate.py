@@ -7,9 +7,10 @@ replace it, or it says why it failed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.generation.request import GenerationRequest
+from core.generation.request import GenerationRequest, RequestError, parse_size
 from core.jobs.queue import JobRecord
 from storage.schema import JobStatus
 from studio.thumbnails import ThumbnailLoader
@@ -37,8 +38,39 @@ GENERATION_ROLE = Qt.ItemDataRole.UserRole
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 JOB_ROLE = Qt.ItemDataRole.UserRole + 3
 
+# The refusals core/ writes for the command line name its flags and commands; the studio's user has
+# buttons and pages instead. (pattern, GUI words), tried in order; the CLI's messages stay as they are.
+GUI_WORDS: tuple[tuple[str, str], ...] = (
+    (r"^--prompt is required$|^prompt is empty$", "Write a prompt first: what should the picture show?"),
+    (r"register one with `model add PATH --kind checkpoint`", "drop a .safetensors checkpoint on the Models page"),
+    (r"register one with `model add PATH --kind [\w-]+(?: --control-type [\w-]+)?`", "add one on the Models page"),
+    (r"register it with `model add`", "add it on the Models page"),
+    (r"pick one with `model default NAME`", "make one the default on the Models page"),
+    (r"pick a base with --base", "pick another checkpoint on the Models page"),
+    (r"--method ([\w-]+)", r"the \1 identity method"),
+    (r"with --allow-pickle", "allowing pickles"),
+    (r" \(--kind [\w-]+\)", ""),
+)
+
+
+def gui_words(message: str) -> str:
+    """A core refusal as the studio says it: pages and buttons, not flags and commands."""
+    for pattern, words in GUI_WORDS:
+        message = re.sub(pattern, words, message)
+    return message
+
+
+def first_run_guide(library_root: str) -> str:
+    """What the character page says while no checkpoint is registered: images need one."""
+    return (
+        "No checkpoint yet, so nothing can be generated. Drop a .safetensors checkpoint on the Models page, "
+        f"or try the tiny demo models: run `character-studio --library {library_root} demo`."
+    )
+
 
 class GenerateBox(QGroupBox):
+    changed = Signal()  # what the job would be changed (size, count, steps...): its estimate is stale
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Generate", parent)
         self.prompt = QLineEdit()
@@ -71,8 +103,24 @@ class GenerateBox(QGroupBox):
         form.addRow("Size:", self.image_size)
         form.addRow(numbers)
         form.addRow("LoRA:", self.lora)
-        form.addRow(self.generate_button)
+        # Shown instead of a Generate that would fail: no checkpoint is registered yet.
+        self.first_run = QLabel()
+        self.first_run.setWordWrap(True)
+        self.first_run.setTextFormat(Qt.TextFormat.PlainText)
+        self.first_run.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.first_run.hide()
+        form.addRow(self.first_run)
+        self.estimate = QLabel()  # how long the job would take, once this library has a measure
+        self.estimate.setWordWrap(True)
+        button_row = QHBoxLayout()
+        button_row.addWidget(self.generate_button)
+        button_row.addWidget(self.estimate, 1)
+        form.addRow(button_row)
         self.show_loras([])
+        self.prompt.textChanged.connect(self.changed)
+        self.image_size.currentTextChanged.connect(self.changed)
+        for box in (self.count, self.steps):
+            box.valueChanged.connect(self.changed)
 
     def show_loras(self, versions: list[dict]) -> None:
         """The character's LoRA versions to pick from, keeping the pick when it is still there."""
@@ -98,6 +146,22 @@ class GenerateBox(QGroupBox):
             "ip_scale": strength,
             "lora": [lora] if lora else [],
         }
+
+    def show_checkpoint_ready(self, ready: bool, guide: str = "") -> None:
+        """Generate on when a checkpoint is registered; else the guide to registering one."""
+        self.generate_button.setEnabled(ready)
+        self.first_run.setText("" if ready else guide)
+        self.first_run.setVisible(not ready)
+
+    def estimate_payload(self) -> dict | None:
+        """What core.jobs.estimates reads of a "generate" job made from the box now (its work:
+        steps, size, count); None while the size cannot be read."""
+        try:
+            width, height = parse_size(self.image_size.currentText().strip())
+        except RequestError:
+            return None
+        request = {"steps": self.steps.value(), "width": width, "height": height, "count": self.count.value(), "base": None}
+        return {"request": request, "best_of": None}
 
     def load(self, request: GenerationRequest) -> None:
         self.prompt.setText(request.prompt)
@@ -189,7 +253,7 @@ class ResultStrip(QListWidget):
 
     def _show_thumbnail(self, item: QListWidgetItem) -> None:
         path = item.data(PATH_ROLE)
-        pixmap = self.thumbnails.thumbnail(path, RESULT_SIZE)
+        pixmap = self.thumbnails.thumbnail(path, RESULT_SIZE, keep=True)  # asked once: never dropped
         if pixmap is not None:
             item.setIcon(QIcon(pixmap))
         elif self.thumbnails.cached(path, RESULT_SIZE):  # decoded, and unreadable

@@ -79,8 +79,10 @@ class ReferenceGrid(QListWidget):
                 item.setData(FLAG_ROLE, reference.face_flag)
                 item.setToolTip(reference_tooltip(reference))
                 self.addItem(item)
-                self._show_thumbnail(item)
                 item.setSelected(reference.id in selected)
+            # The loader decodes its newest requests first: asked from the last, the first come first.
+            for row in reversed(range(self.count())):
+                self._show_thumbnail(self.item(row))
         finally:
             self.blockSignals(False)
         # Adding items scrolls the view as they arrive; a character is shown from its first
@@ -97,7 +99,9 @@ class ReferenceGrid(QListWidget):
     def _show_thumbnail(self, item: QListWidgetItem) -> None:
         """Its thumbnail when decoded (a warning icon when unreadable); else it comes later."""
         path = item.data(PATH_ROLE)
-        pixmap = self.thumbnails.thumbnail(path, THUMBNAIL_SIZE)
+        # Kept: an icon is set once, never asked for again at paint, so a request the loader dropped
+        # (its stack is bounded, and the gallery's scrolling fills it) would leave an empty box.
+        pixmap = self.thumbnails.thumbnail(path, THUMBNAIL_SIZE, keep=True)
         if pixmap is None and not self.thumbnails.cached(path, THUMBNAIL_SIZE):
             return  # being decoded: _thumbnail_ready calls again
         if pixmap is None:

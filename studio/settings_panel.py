@@ -1,8 +1,8 @@
-"""Settings: where the library lives, and how the worker runs (device, precision, memory options
+"""Settings: the studio's theme, where the library lives, and how the worker runs (device, precision, memory options
 and budget, whether it keeps training after the studio closes), with what it holds in memory now.
 
-Each change is written to the QSettings at once. None applies to what is running: the library
-folder is opened at the next start of the studio, and the worker reads its options when it next
+Each change is written to the QSettings at once. The theme applies at once; the rest does not apply
+to what is running: the library folder is opened at the next start of the studio, and the worker reads its options when it next
 starts (studio/worker_supervisor.py turns them into `character-studio worker` flags).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.context import StudioContext
+from studio.theme import THEME_KEY, THEMES, apply_theme, theme_setting
 from studio.worker_supervisor import (
     DEVICES,
     KEEP_RUNNING_KEY,
@@ -55,6 +57,15 @@ class SettingsPanel(QWidget):
         super().__init__()
         self.context = context
         settings = context.settings
+
+        self.theme_box = QComboBox()
+        for key, title in THEMES.items():
+            self.theme_box.addItem(title, key)
+        self.theme_box.setCurrentIndex(max(self.theme_box.findData(theme_setting(settings)), 0))
+        self.theme_box.currentIndexChanged.connect(lambda: self.set_theme(self.theme_box.currentData()))
+        appearance_box = QGroupBox("Appearance")
+        appearance_form = QFormLayout(appearance_box)
+        appearance_form.addRow("Theme", self.theme_box)
 
         self.library_edit = QLineEdit(str(settings.value(LIBRARY_KEY, "") or ""))
         self.library_edit.setReadOnly(True)
@@ -136,6 +147,7 @@ class SettingsPanel(QWidget):
         worker_form.addRow("", restart_row)
 
         layout = QVBoxLayout(self)
+        layout.addWidget(appearance_box)
         layout.addWidget(library_box)
         layout.addWidget(worker_box)
         layout.addStretch(1)
@@ -144,6 +156,15 @@ class SettingsPanel(QWidget):
             supervisor.memory_changed.connect(self._describe_held)
             supervisor.changed.connect(self._describe_held)
         self._describe_held()
+
+    # -- appearance -----------------------------------------------------------------------------------
+    def set_theme(self, name: str) -> None:
+        """Shows the studio in theme `name` now, and at every start from now on."""
+        self.context.settings.setValue(THEME_KEY, name)
+        self.context.settings.sync()
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, name)
 
     # -- library location ---------------------------------------------------------------------------
     def choose_library(self) -> None:

@@ -3,9 +3,10 @@ exported as PNG or PDF.
 
 "Make sheet" (Ctrl+Enter) puts a "sheet" job on the queue (core/sheets/jobs.py makes it); the
 page follows it through `jobs_updated` from the studio's job poller and previews the sheet when
-it is done. Every sheet made of the chosen character (its finished "sheet" jobs) is listed, so an
-earlier one can be previewed and exported again. Reads, writes and image decoding run on the
-thread pool; the GUI thread only draws.
+it is done. Every sheet of the chosen character is listed, so an earlier one can be previewed and
+exported again: its "sheet" jobs, and the sheets made outside the queue (the `sheet` command, the
+demo), found from their panels' metadata (core/sheets/found.py) and laid out again from them.
+Reads, writes and image decoding run on the thread pool; the GUI thread only draws.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -36,14 +37,18 @@ from PySide6.QtWidgets import (
 )
 
 from core.generation.request import IDENTITY_METHODS
-from core.jobs.queue import JobRecord
+from core.jobs.estimates import Estimate, estimate
+from core.jobs.queue import JobQueue, JobRecord
+from core.sheets.found import FoundSheet, compose_sheet, find_sheets, save_sheet
 from core.sheets.request import DEFAULT_PANEL_SIZE, SHEET_JOB_KIND, SHEET_KINDS, SheetRequest, sheet_file_stem
 from storage.errors import LibraryError
+from storage.library import Library
 from storage.schema import JobStatus
 from studio.background import decode_image, run_in_background
 from studio.context import StudioContext
 from studio.failures import failure_line
 from studio.model_cli import list_models
+from studio.theme import error_colour
 
 PREVIEW_MAX_SIDE = 4096  # a sheet is decoded at most this large; the label scales it to fit
 METHOD_NAMES = {"ip-adapter": "IP-Adapter", "faceid": "IP-Adapter FaceID", "instantid": "InstantID"}
@@ -68,6 +73,42 @@ class CharacterChoice:
     @property
     def label(self) -> str:
         return f"{self.name}  ({self.project})"
+
+
+FOUND_ROLE = Qt.ItemDataRole.UserRole + 1  # a found sheet's key (its UserRole, a job id, is None)
+
+
+def found_caption(sheet: FoundSheet) -> str:
+    """'turnaround, seed 9 — 2026-11-23 02:40 (made outside the queue)' for a sheet found from its panels."""
+    when = (sheet.created_at or "")[:16].replace("T", " ")
+    return f"{sheet.kind}, seed {sheet.seed}" + (f" — {when}" if when else "") + " (made outside the queue)"
+
+
+def found_image(sheet: FoundSheet) -> QImage:
+    """Off the GUI thread: the sheet laid out from its panels, as a QImage (a QPixmap may not be made there)."""
+    page = compose_sheet(sheet).convert("RGB")
+    return QImage(page.tobytes("raw", "RGB"), page.width, page.height, 3 * page.width, QImage.Format.Format_RGB888).copy()
+
+
+def read_sheets(queue: JobQueue, library: Library, character: CharacterChoice) -> tuple[int, list[JobRecord], list[FoundSheet]]:
+    """Off the GUI thread: the character's sheet jobs, and its sheets made outside the queue
+    (the panels of the jobs' sheets are theirs, not found again)."""
+    jobs = queue.list(kind=SHEET_JOB_KIND, character=character.name, project=character.project)
+    of_jobs = {g for job in jobs for g in job.result.get("generations") or [] if isinstance(g, int)}
+    found = find_sheets(library, character.name, character.project, skip=of_jobs)
+    return character.id, jobs, [sheet for sheet in found if not any(made_by(job, sheet) for job in jobs)]
+
+
+def made_by(job: JobRecord, sheet: FoundSheet) -> bool:
+    """Whether the panels are those of a sheet job that did not finish (a finished one's result
+    names its panels; an unfinished one's are only in its work folder): same kind, and its seed,
+    or made after it was queued when it asked for a random one."""
+    if job.status == JobStatus.DONE or job.payload.get("kind") != sheet.kind:
+        return False
+    seed = job.result.get("seed", job.payload.get("seed"))
+    if seed is not None:
+        return seed == sheet.seed
+    return bool(job.created_at and sheet.created_at and sheet.created_at >= job.created_at)
 
 
 def sheet_caption(record: JobRecord) -> str:
@@ -138,13 +179,23 @@ def copy_sheet(source: Path, target: Path) -> Path:
 
 
 class SheetsPage(QWidget):
+    estimated = Signal(object)  # the Estimate (or None) of the sheet job the form would queue now
+
     def __init__(self, context: StudioContext):
         super().__init__()
+        # The job's estimate follows the form a moment after the last change (it reads job rows).
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(400)
+        self._estimate_timer.timeout.connect(self.update_estimate)
         self.context = context
         self.characters: list[CharacterChoice] = []
         self.sheet_jobs: dict[int, JobRecord] = {}  # the chosen character's sheet jobs by id
         self.current_job_id: int | None = None  # the one this page last enqueued
         self.shown_job_id: int | None = None  # the one in the preview
+        self.found_sheets: dict[str, FoundSheet] = {}  # the chosen character's sheets made outside the queue
+        self.shown_found: str | None = None  # the found sheet in the preview (then shown_job_id is None)
+        self._estimate_stamp = 0
         self._wanted_character: tuple[str, str] | None = None  # to select once the list is read
         self._preview_token = 0
         self._build()
@@ -223,7 +274,12 @@ class SheetsPage(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addLayout(form)
-        left_layout.addWidget(self.make_button)
+        self.estimate = QLabel("")  # how long the sheet would take, once this library has a measure
+        self.estimate.setWordWrap(True)
+        make_row = QHBoxLayout()
+        make_row.addWidget(self.make_button)
+        make_row.addWidget(self.estimate, 1)
+        left_layout.addLayout(make_row)
         left_layout.addLayout(progress_row)
         left_layout.addWidget(self.status)
         left_layout.addWidget(QLabel("Sheets of this character"))
@@ -245,6 +301,7 @@ class SheetsPage(QWidget):
         right_layout.addLayout(buttons)
 
         splitter = QSplitter()
+        splitter.setObjectName("sheets")  # remembered by the window (studio/main_window.py)
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
@@ -254,6 +311,10 @@ class SheetsPage(QWidget):
         layout.addWidget(splitter)
         self._on_kind_changed()
         self._update_buttons()
+        for box in (self.width_box, self.height_box, self.steps_box):
+            box.valueChanged.connect(self._estimate_timer.start)
+        for combo in (self.kind_box, self.base_box):
+            combo.currentIndexChanged.connect(self._estimate_timer.start)
 
     # -- choices --------------------------------------------------------------------------------
     def chosen_character(self) -> CharacterChoice | None:
@@ -320,16 +381,14 @@ class SheetsPage(QWidget):
     def _on_character_changed(self) -> None:
         character = self.chosen_character()
         self.sheet_jobs = {}
+        self.found_sheets = {}
         self.history.clear()
         self._update_buttons()
+        self._estimate_timer.start()
         if character is None:
             return
-        queue = self.context.queue
-        run_in_background(
-            lambda: (character.id, queue.list(kind=SHEET_JOB_KIND, character=character.name, project=character.project)),
-            self._on_sheet_jobs,
-            self._failed("read the sheet jobs"),
-        )
+        queue, library = self.context.queue, self.context.library
+        run_in_background(lambda: read_sheets(queue, library, character), self._on_sheet_jobs, self._failed("read the sheets"))
 
     # -- making a sheet -------------------------------------------------------------------------
     def request(self) -> SheetRequest:
@@ -379,6 +438,30 @@ class SheetsPage(QWidget):
         self.make_button.setEnabled(True)
         self._show_error(failure_line("queue the sheet", exc))
 
+    def update_estimate(self) -> None:
+        """Shows how long the sheet the form would queue is likely to take (read off the GUI
+        thread), or nothing while this library has nothing to measure it by."""
+        self._estimate_timer.stop()
+        self._estimate_stamp += 1
+        stamp, library = self._estimate_stamp, self.context.library
+        try:
+            payload = self.request().to_json()
+        except LibraryError:
+            self._show_estimate(stamp, None)
+            return
+
+        def failed(error: Exception) -> None:
+            failure_line("estimate the sheet", error)  # logged; an estimate is a nicety
+            self._show_estimate(stamp, None)
+
+        run_in_background(lambda: estimate(library, SHEET_JOB_KIND, payload), lambda found: self._show_estimate(stamp, found), failed)
+
+    def _show_estimate(self, stamp: int, found: Estimate | None) -> None:
+        if stamp != self._estimate_stamp:
+            return  # the form changed since: a newer estimate is coming
+        self.estimate.setText(found.describe() if found is not None else "")
+        self.estimated.emit(found)
+
     def cancel_current(self) -> None:
         job_id, queue = self.current_job_id, self.context.queue
         if job_id is None:
@@ -408,17 +491,26 @@ class SheetsPage(QWidget):
             if record.id == self.current_job_id:
                 self._show_progress(record)
 
-    def _on_sheet_jobs(self, answer: tuple[int, list[JobRecord]]) -> None:
-        character_id, records = answer
+    def _on_sheet_jobs(self, answer: tuple[int, list[JobRecord], list[FoundSheet]]) -> None:
+        character_id, records, found = answer
         character = self.chosen_character()
         if character is None or character.id != character_id:
             return  # the user picked another character meanwhile
         for record in sorted(records, key=lambda r: r.id):
             self._remember(record)
+        for sheet in found:  # newest first, below the jobs
+            self.found_sheets[sheet.key] = sheet
+            item = QListWidgetItem(found_caption(sheet))
+            item.setData(Qt.ItemDataRole.UserRole, None)
+            item.setData(FOUND_ROLE, sheet.key)
+            item.setToolTip("\n".join(f"{p.label}: generation #{p.generation}" for p in sheet.panels))
+            self.history.addItem(item)
         if self.shown_job_id is None or self.shown_job_id not in self.sheet_jobs:
             finished = [r for r in self.sheet_jobs.values() if r.status == JobStatus.DONE]
             if finished:
                 self.show_sheet(max(finished, key=lambda r: r.id).id)
+            elif found and self.shown_found not in self.found_sheets:
+                self.show_found(found[0].key)
 
     def _remember(self, record: JobRecord) -> None:
         """Adds or updates the job in the list of this character's sheets, newest on top."""
@@ -428,8 +520,8 @@ class SheetsPage(QWidget):
         if item is None:
             item = QListWidgetItem()
             item.setData(Qt.ItemDataRole.UserRole, record.id)
-            row = next(
-                (i for i in range(self.history.count()) if self.history.item(i).data(Qt.ItemDataRole.UserRole) < record.id),
+            row = next(  # newest job first; found sheets (no job id) stay below the jobs
+                (i for i in range(self.history.count()) if (self.history.item(i).data(Qt.ItemDataRole.UserRole) or 0) < record.id),
                 self.history.count(),
             )
             self.history.insertItem(row, item)
@@ -469,7 +561,9 @@ class SheetsPage(QWidget):
 
     # -- preview and export ---------------------------------------------------------------------
     def _on_history_selected(self, item: QListWidgetItem | None, _previous=None) -> None:
-        if item is not None:
+        if item is not None and item.data(FOUND_ROLE):
+            self.show_found(item.data(FOUND_ROLE))
+        elif item is not None:
             self.show_sheet(item.data(Qt.ItemDataRole.UserRole))
 
     def fill_form(self, record: JobRecord) -> None:
@@ -506,6 +600,7 @@ class SheetsPage(QWidget):
         """Previews a sheet job; with `fill_form` its settings also go in the form, so what the form
         says matches the sheet shown (off when a sheet made from the form itself finishes)."""
         self.shown_job_id = job_id
+        self.shown_found = None
         item = self._history_item(job_id)
         if item is not None and self.history.currentItem() is not item:
             self.history.blockSignals(True)
@@ -528,6 +623,25 @@ class SheetsPage(QWidget):
         self.preview.show_text("Loading the sheet…")
         run_in_background(lambda: decode_sheet(png), lambda image: self._on_decoded(token, image), self._on_decode_failed)
 
+    def show_found(self, key: str) -> None:
+        """Previews a sheet made outside the queue, laid out again from its panels off the GUI thread."""
+        sheet = self.found_sheets.get(key)
+        if sheet is None:
+            return
+        self.shown_job_id, self.shown_found = None, key
+        for row in range(self.history.count()):
+            item = self.history.item(row)
+            if item.data(FOUND_ROLE) == key and self.history.currentItem() is not item:
+                self.history.blockSignals(True)
+                self.history.setCurrentItem(item)
+                self.history.blockSignals(False)
+        self._update_buttons()
+        self._preview_token += 1
+        token = self._preview_token
+        self.caption.setText(f"{sheet.kind} sheet of {sheet.character}, seed {sheet.seed} ({len(sheet.panels)} panels)")
+        self.preview.show_text("Loading the sheet…")
+        run_in_background(lambda: found_image(sheet), lambda image: self._on_decoded(token, image), self._on_decode_failed)
+
     def _on_decoded(self, token: int, image: QImage) -> None:
         if token == self._preview_token:  # an older decode finishing late is dropped
             self.preview.show_image(image)
@@ -536,6 +650,9 @@ class SheetsPage(QWidget):
         self.preview.show_text(failure_line("show the sheet", exc))
 
     def export(self, suffix: str) -> None:
+        if self.shown_found is not None:
+            self._export_found(self.found_sheets[self.shown_found], suffix)
+            return
         files = self.sheet_files()
         if files is None or self.shown_job_id is None:  # files are those of the shown job
             self._show_error("Pick a finished sheet to export.")
@@ -556,6 +673,27 @@ class SheetsPage(QWidget):
         self.status.setText(f"Exporting {target_path}…")
         run_in_background(lambda: copy_sheet(source, target_path), self._on_exported, self._failed("export the sheet"))
 
+    def _export_found(self, sheet: FoundSheet, suffix: str) -> None:
+        """A sheet made outside the queue is laid out again from its panels and written where asked."""
+        target_path = self._ask_target(sheet_file_stem(sheet.character, sheet.kind), suffix)
+        if target_path is None:
+            return
+        self.status.setStyleSheet("")
+        self.status.setText(f"Exporting {target_path}…")
+        run_in_background(lambda: save_sheet(compose_sheet(sheet), target_path), self._on_exported, self._failed("export the sheet"))
+
+    def _ask_target(self, name: str, suffix: str) -> Path | None:
+        folder = str(self.context.settings.value("sheets/export_folder", str(Path.home())))
+        filters = "PNG image (*.png)" if suffix == "png" else "PDF document (*.pdf)"
+        target, _ = QFileDialog.getSaveFileName(self, f"Export sheet as {suffix.upper()}", str(Path(folder) / f"{name}.{suffix}"), filters)
+        if not target:
+            return None
+        target_path = Path(target)
+        if target_path.suffix.lower() != f".{suffix}":
+            target_path = target_path.with_name(target_path.name + f".{suffix}")
+        self.context.settings.setValue("sheets/export_folder", str(target_path.parent))
+        return target_path
+
     def _on_exported(self, target: Path) -> None:
         self.status.setStyleSheet("")
         self.status.setText(f"Exported {target}")
@@ -563,7 +701,7 @@ class SheetsPage(QWidget):
 
     # -- small things ---------------------------------------------------------------------------
     def _update_buttons(self) -> None:
-        ready = self.sheet_files() is not None
+        ready = self.sheet_files() is not None or self.shown_found is not None
         self.export_png_button.setEnabled(ready)
         self.export_pdf_button.setEnabled(ready)
         self.make_button.setEnabled(self.chosen_character() is not None or not self.characters)
@@ -572,7 +710,7 @@ class SheetsPage(QWidget):
         return lambda exc: self._show_error(failure_line(doing, exc))
 
     def _show_error(self, message: str) -> None:
-        self.status.setStyleSheet("QLabel { color: #c0392b; }")
+        self.status.setStyleSheet(f"QLabel {{ color: {error_colour().name()}; }}")  # the theme shown now
         self.status.setText(message)
 
     def save_state(self, settings: QSettings) -> None:

@@ -6,8 +6,11 @@ is ready, `thumbnail_ready(path, size)` fires on the GUI thread and the view ask
 
 Views ask for what they paint, and a fast scroll paints thousands of cells for an instant each.
 So requests are a stack with a bound: the newest are decoded first and the oldest are dropped when
-the stack is full; a cell that is still on screen asks again at its next paint. The stack lives
-on the GUI thread: each decode is handed its key, and a finished one takes the next.
+the stack is full; a cell that is still on screen asks again at its next paint. A list that asks
+once per item and never again (the reference grid, the result strip: their icons are set, not
+painted from the model) asks with `keep=True`: such a request is never dropped, or its cell would
+stay an empty box for good. The stack lives on the GUI thread: each decode is handed its key, and a
+finished one takes the next.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class ThumbnailLoader(QObject):
         self._cache: OrderedDict[Key, QPixmap | None] = OrderedDict()  # None: could not be read
         self._wanted: OrderedDict[Key, None] = OrderedDict()  # newest last
         self._in_flight: set[Key] = set()
+        self._kept: set[Key] = set()  # asked for by one-time askers: never dropped from the stack
         self.decoded = 0  # how many images were decoded (benchmarks and tests read it)
 
     @classmethod
@@ -55,25 +59,31 @@ class ThumbnailLoader(QObject):
             cls._shared = cls()
         return cls._shared
 
-    def thumbnail(self, path: str, size: int) -> QPixmap | None:
+    def thumbnail(self, path: str, size: int, keep: bool = False) -> QPixmap | None:
+        """The cached thumbnail, or None after asking for it; with `keep` the request stays until
+        it is decoded (for askers that will not ask again)."""
         key = (path, size)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        self.request(path, size)
+        self.request(path, size, keep)
         return None
 
     def cached(self, path: str, size: int) -> bool:
         return (path, size) in self._cache
 
-    def request(self, path: str, size: int) -> None:
+    def request(self, path: str, size: int, keep: bool = False) -> None:
         key = (path, size)
+        if keep:
+            self._kept.add(key)
         if key in self._in_flight:
-            return
+            return  # thumbnail_ready follows when it is decoded
         self._wanted[key] = None
         self._wanted.move_to_end(key)
-        while len(self._wanted) > self.max_wanted:
-            self._wanted.popitem(last=False)
+        excess = len(self._wanted) - self.max_wanted
+        if excess > 0:  # the oldest requests go, except those whose asker will not ask again
+            for old in [k for k in self._wanted if k not in self._kept][:excess]:
+                del self._wanted[old]
         self._decode_next()
 
     def forget(self, path: str | None = None) -> None:
@@ -103,6 +113,7 @@ class ThumbnailLoader(QObject):
 
     def _store(self, key: Key, image: QImage) -> None:
         self._in_flight.discard(key)
+        self._kept.discard(key)
         self.decoded += 1
         self._cache[key] = None if image.isNull() else QPixmap.fromImage(image)
         self._cache.move_to_end(key)

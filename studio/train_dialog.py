@@ -26,6 +26,7 @@ from core.training.enqueue import enqueue_training
 from storage.errors import LibraryError
 from studio.background import run_in_background
 from studio.failures import failure_line
+from studio.theme import mark_error
 
 KINDS = (("LoRA", "lora"), ("DreamBooth (prior preservation)", "dreambooth"))
 RESOLUTIONS = (("Model default (512 SD1.5, 1024 SDXL)", None), ("512", 512), ("768", 768), ("1024", 1024))
@@ -80,7 +81,7 @@ class TrainDialog(QDialog):
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.TextFormat.PlainText)
-        self.error.setStyleSheet("color: #b00020;")
+        mark_error(self.error)
         self.error.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Queue training")

@@ -290,7 +290,91 @@ def test_lora_versions_are_listed_and_quick_generate_queues_a_job(character_page
     assert context.catalog.show_character("Aria", "Demo").settings["method"] == "instantid"
 
 
-def test_a_bad_size_is_refused_with_a_message(character_page, context, messages):
+def register_checkpoint(library, name: str = "sd-base", family: str = "sd15") -> None:
+    """A checkpoint row, as `model add` leaves one (no file is read before a job runs)."""
+    with library.db.writing() as session:
+        session.add(
+            RegisteredModel(name=name, kind="checkpoint", family=family, path=f"/models/{name}.safetensors", is_default=True, details={})
+        )
+
+
+def with_a_checkpoint(qtbot, library_page, context, demo_library) -> None:
+    register_checkpoint(demo_library)
+    context.signals.models_changed.emit()
+    settle(qtbot, library_page)
+    assert library_page.character_page.generate_box.generate_button.isEnabled()
+
+
+def test_without_a_checkpoint_the_page_says_how_to_get_one_instead_of_a_generate_that_fails(
+    character_page, library_page, context, demo_library, messages, qtbot
+):
+    box = character_page.generate_box
+    assert character_page.checkpoint_ready is False
+    assert not box.generate_button.isEnabled()
+    assert box.first_run.isVisible()
+    guide = box.first_run.text()
+    assert "Models page" in guide and ".safetensors" in guide
+    assert f"character-studio --library {demo_library.root} demo" in guide
+    box.prompt.setText("ariaknight waving")
+    qtbot.keyClick(box.prompt, Qt.Key.Key_Return)  # Return in the prompt does not sneak a job past it
+    assert messages == [guide]
+    assert context.queue.list(kind="generate") == []
+
+    with_a_checkpoint(qtbot, library_page, context, demo_library)  # e.g. dropped on the Models page
+    assert not box.first_run.isVisible()
+
+
+def test_refusals_read_as_the_studio_not_as_the_command_line(character_page, library_page, context, demo_library, messages, qtbot):
+    with_a_checkpoint(qtbot, library_page, context, demo_library)
+    character_page.generate_box.generate_button.click()  # no prompt
+    assert messages == ["Write a prompt first: what should the picture show?"]
+
+    # FaceID with no FaceID adapter registered: refused while queueing, in the studio's words.
+    character_page.consistency.method.setCurrentIndex(character_page.consistency.method.findData("faceid"))
+    character_page.generate_box.prompt.setText("ariaknight waving")
+    character_page.generate_box.generate_button.click()
+    qtbot.waitUntil(lambda: len(messages) == 2, timeout=10_000)
+    assert "Models page" in messages[1] and "the faceid identity method" in messages[1]
+    assert "--" not in messages[1] and "`" not in messages[1]
+    assert context.queue.list(kind="generate") == []
+    # The command line keeps its own words.
+    from core.generation.request import RequestError
+    from core.generation.request_options import request_from_options
+
+    with pytest.raises(RequestError, match="^--prompt is required$"):
+        request_from_options({"character": ["Aria"]})
+
+
+def test_the_generate_box_shows_how_long_the_job_will_take_as_it_changes(character_page, library_page, context, demo_library, qtbot):
+    from datetime import timedelta
+
+    from storage.schema import Job, JobStatus, utcnow
+
+    box = character_page.generate_box
+    with qtbot.waitSignal(character_page.estimated, timeout=5_000) as first:
+        box.steps.setValue(31)
+    assert first.args == [None] and box.estimate.text() == ""  # nothing finished yet: no guess
+
+    for _ in range(3):  # what this library's worker took: 30 s for 30 steps of 512x512
+        job = context.queue.enqueue("generate", {"request": {"prompt": "x", "steps": 30, "width": 512, "height": 512, "count": 1}})
+        with demo_library.db.writing() as session:
+            row = session.get(Job, job.id)
+            start = utcnow() - timedelta(hours=1)
+            row.status, row.started_at, row.finished_at = JobStatus.DONE, start, start + timedelta(seconds=30)
+    box.image_size.setEditText("512x512")
+    with qtbot.waitSignal(character_page.estimated, timeout=5_000) as two:
+        box.steps.setValue(29)  # edits a moment apart are estimated once, after the last
+        box.steps.setValue(30)
+        box.count.setValue(2)
+    assert two.args[0] is not None and abs(two.args[0].seconds - 60.0) < 1e-6
+    assert box.estimate.text().startswith("about 1m") and "measured on 3 recent jobs" in box.estimate.text()
+
+    box.image_size.setEditText("not a size")
+    qtbot.waitUntil(lambda: box.estimate.text() == "", timeout=5_000)
+
+
+def test_a_bad_size_is_refused_with_a_message(character_page, library_page, context, demo_library, messages, qtbot):
+    with_a_checkpoint(qtbot, library_page, context, demo_library)
     character_page.generate_box.prompt.setText("anything")
     character_page.generate_box.image_size.setEditText("500x500")
     character_page.generate_box.generate_button.click()

@@ -397,7 +397,11 @@ def test_every_job_kind_in_the_table_loads_and_the_queue_orders_by_it():
 
     assert load_handlers() == []  # every "module:function" in the table resolves
     assert all(callable(HANDLERS[kind].handler) and HANDLERS[kind].interactive == JOB_KINDS[kind].interactive for kind in JOB_KINDS)
-    assert {kind for kind in interactive_kinds() if not kind.startswith("test-")} == INTERACTIVE_KINDS == {"generate", "scene", "sheet"}
+    assert (
+        {kind for kind in interactive_kinds() if not kind.startswith("test-")}
+        == INTERACTIVE_KINDS
+        == {"generate", "scene", "sheet", "matrix"}
+    )
     queued = [SimpleNamespace(id=i, kind=kind, priority=0) for i, kind in enumerate(["train-lora", "sheet", "generate"], 1)]
     assert [r.kind for r in in_claim_order(queued)] == ["sheet", "generate", "train-lora"]
 
@@ -491,3 +495,40 @@ def test_what_the_worker_holds_in_memory_is_shown_on_the_queue_page_and_in_setti
     assert worker_options(settings)[-2:] == ["--memory-budget", "4.5"]
     settings_tab.budget_box.setValue(0)  # "Automatic": the worker measures its device
     assert "--memory-budget" not in worker_options(settings)
+
+
+def test_a_scene_job_shows_every_character_and_a_long_note_reads_in_full(library, page, qtbot):
+    from PySide6.QtGui import QTextDocument
+
+    from storage.schema import JobStatus
+
+    queue = JobQueue(library)
+    duel = {
+        "size": [768, 512],
+        "prompt": "a duel on a bridge",
+        "placements": [{"character": "Aria", "box": [0, 0, 384, 512]}, {"character": "Kael", "box": [384, 0, 384, 512]}],
+    }
+    scene = queue.enqueue("scene", {"scene": duel, "best_of": None})
+    note = (
+        "panel 3/4: loading the <lora:aria-v2> detail pass for Kael & Aria, which takes a while on this GPU "
+        "because the checkpoint is swapped out of memory first; " * 3
+    ).strip()
+    run_by_fake_worker(library, scene.id, step=3, total=4, loss=0.0)
+    with library.db.writing() as session:
+        job_store.report_progress(session, scene.id, "elsewhere:1:aa", {"step": 3, "total": 4, "message": note}, utcnow())
+    qtbot.waitUntil(lambda: page.model.row_of(scene.id) is not None and cell(page, scene.id, "Note") == note, timeout=5000)
+    assert page.model.records[page.model.row_of(scene.id)].status == JobStatus.RUNNING
+
+    assert cell(page, scene.id, "Character") == "Aria, Kael"
+    row = page.model.row_of(scene.id)
+    hover = page.model.index(row, COLUMNS.index("Note")).data(Qt.ItemDataRole.ToolTipRole)
+    document = QTextDocument()
+    document.setHtml(hover)
+    assert document.toPlainText().strip() == note  # whole, its <lora:…> and & as written, and it wraps
+    assert "white-space:pre-wrap" in hover
+
+    page.select_job(scene.id)
+    details = page.details
+    assert details.title.text() == f"Job #{scene.id}: scene — Aria, Kael"
+    assert details.summary.textFormat() == Qt.TextFormat.PlainText and details.summary.wordWrap()
+    assert details.summary.text().endswith("\n" + note)

@@ -264,3 +264,47 @@ def test_a_sheet_without_a_checkpoint_fails_with_a_readable_message(tmp_path):
     finally:
         library.close()
         shutil.rmtree(tmp_path / "bare", ignore_errors=True)
+
+
+def test_sheets_made_outside_the_queue_are_listed_previewed_and_exported(qtbot, tiny_studio, context, tmp_path, monkeypatch):
+    """The `sheet` command (and the demo) write the sheet where the user says; the page finds it
+    again from its panels' metadata, lays it out and exports it; the form tells how long a sheet
+    would take once the library has finished a job to measure by."""
+    from datetime import timedelta
+
+    from core.sheets.render import make_sheet
+    from storage.schema import Job, JobStatus, utcnow
+
+    library, service = tiny_studio
+    made = make_sheet(library, "Aria", "expressions", tmp_path / "elsewhere" / "Aria.png", service=service, size=(64, 64), seed=11, steps=2)
+    page = open_page(qtbot, context)
+    context.signals.character_selected.emit("Aria", DEMO_PROJECT)
+    qtbot.waitUntil(lambda: any("outside the queue" in page.history.item(i).text() for i in range(page.history.count())), timeout=WAIT_MS)
+    items = [page.history.item(i) for i in range(page.history.count())]
+    [found] = [item for item in items if item.text().startswith("expressions, seed 11") and "outside the queue" in item.text()]
+    # The panels of sheet jobs are the jobs' own: no sheet of a job is listed twice.
+    job_panels = {g for job in context.queue.list(kind="sheet") for g in job.result.get("generations") or []}
+    assert not job_panels & set(page.found_sheets[found.data(Qt.ItemDataRole.UserRole + 1)].generations)
+    page.history.setCurrentItem(found)
+    assert page.shown_found is not None and page.shown_job_id is None
+    qtbot.waitUntil(lambda: page.preview.image is not None and not page.preview.image.isNull(), timeout=WAIT_MS)
+    with Image.open(made.png) as written:
+        assert (page.preview.image.width(), page.preview.image.height()) == written.size  # the page the command wrote
+    assert page.export_png_button.isEnabled() and page.export_pdf_button.isEnabled()
+
+    target = tmp_path / "exported.pdf"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), ""))
+    page.export_pdf_button.click()
+    qtbot.waitUntil(lambda: page.status.text() == f"Exported {target}", timeout=WAIT_MS)
+    assert target.read_bytes()[:4] == b"%PDF"
+
+    # The estimate: finished image jobs give this library a rate; the form's sheet is estimated from it.
+    job = context.queue.enqueue("generate", {"request": {"prompt": "x", "steps": 2, "width": 64, "height": 64, "count": 1}})
+    with library.db.writing() as session:
+        row = session.get(Job, job.id)
+        start = utcnow() - timedelta(hours=1)
+        row.status, row.started_at, row.finished_at = JobStatus.DONE, start, start + timedelta(seconds=3)
+    with qtbot.waitSignal(page.estimated, timeout=10_000) as answer:
+        page.steps_box.setValue(4)
+    assert answer.args[0] is not None and page.estimate.text() == answer.args[0].describe()
+    assert page.estimate.text().startswith("about ")

@@ -160,6 +160,7 @@ class ScenePage(QWidget):
         self.best_of.setToolTip("Render this many seeds and mark the most consistent one")
 
         middle = QSplitter(Qt.Orientation.Vertical)
+        middle.setObjectName("canvas-results")  # remembered by the window (studio/main_window.py)
         middle.addWidget(self.canvas)
         middle.addWidget(self.results)
         middle.setStretchFactor(0, 1)
