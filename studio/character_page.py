@@ -34,6 +34,7 @@ from core.generation.request_options import request_from_options
 from core.jobs.estimates import Estimate, estimate
 from core.jobs.queue import JobRecord
 from core.models.catalog import ModelCatalog
+from core.models.kinds import RenderDefaults
 from storage.errors import LibraryError
 from storage.jobs import FINISHED_STATUSES
 from storage.schema import JobStatus
@@ -462,16 +463,23 @@ class CharacterPage(QWidget):
         would only fail, so the box says how to get one instead."""
         library = self.context.library
 
-        def checked(ready: bool) -> None:
+        def checked(answer: tuple[bool, RenderDefaults]) -> None:
+            ready, defaults = answer
             self.checkpoint_ready = ready
             self.generate_box.show_checkpoint_ready(ready, first_run_guide(str(library.root)))
+            if ready:
+                self.generate_box.suggest(defaults)
             self.checked_models.emit(ready)
+
+        def read() -> tuple[bool, RenderDefaults]:
+            models = ModelCatalog(library)
+            return bool(models.list(kind="checkpoint")), models.render_defaults()
 
         def failed(error: Exception) -> None:
             failure_line("list the checkpoints", error)  # logged; Generate stays on and says why it fails
 
         # On the page's reader: busy() covers it, so a page that has settled knows its models.
-        self.reader.call(lambda: bool(ModelCatalog(library).list(kind="checkpoint")), checked, failed)
+        self.reader.call(read, checked, failed)
 
     def update_estimate(self) -> None:
         """Shows how long the job the box would queue is likely to take (read off the GUI thread),

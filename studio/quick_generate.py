@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from core.generation.request import GenerationRequest, RequestError, parse_size
 from core.jobs.queue import JobRecord
+from core.models.kinds import RenderDefaults
 from storage.schema import JobStatus
 from studio.thumbnails import ThumbnailLoader
 
@@ -117,6 +118,15 @@ class GenerateBox(QGroupBox):
         button_row.addWidget(self.estimate, 1)
         form.addRow(button_row)
         self.show_loras([])
+        # Size and steps follow the base until the user sets them (or a request is loaded).
+        self._following_base = True
+        self._suggested_size, self._suggested_steps = self.image_size.currentText().strip(), self.steps.value()
+        size_text = self.image_size.lineEdit()  # editable: it has one
+        if size_text is not None:
+            size_text.textEdited.connect(self._set_by_user)
+        self.image_size.activated.connect(self._set_by_user)
+        self.steps.lineEdit().textEdited.connect(self._set_by_user)
+        self.steps.editingFinished.connect(self._set_by_user)
         self.prompt.textChanged.connect(self.changed)
         self.image_size.currentTextChanged.connect(self.changed)
         for box in (self.count, self.steps):
@@ -147,6 +157,21 @@ class GenerateBox(QGroupBox):
             "lora": [lora] if lora else [],
         }
 
+    def _set_by_user(self, *_args) -> None:
+        self._following_base = False
+
+    def suggest(self, defaults: RenderDefaults) -> None:
+        """The base's own size and steps (the demo's models: 64x64), unless they were chosen since
+        the last suggestion (by the user, or by loading a request)."""
+        suggested = (self._suggested_size, self._suggested_steps)
+        if not self._following_base or (self.image_size.currentText().strip(), self.steps.value()) != suggested:
+            return
+        if self.image_size.findText(defaults.size) < 0:
+            self.image_size.insertItem(0, defaults.size)
+        self.image_size.setCurrentText(defaults.size)
+        self.steps.setValue(min(max(defaults.steps, 1), self.steps.maximum()))
+        self._suggested_size, self._suggested_steps = self.image_size.currentText().strip(), self.steps.value()
+
     def show_checkpoint_ready(self, ready: bool, guide: str = "") -> None:
         """Generate on when a checkpoint is registered; else the guide to registering one."""
         self.generate_button.setEnabled(ready)
@@ -164,6 +189,7 @@ class GenerateBox(QGroupBox):
         return {"request": request, "best_of": None}
 
     def load(self, request: GenerationRequest) -> None:
+        self._following_base = False  # the loaded request's size and steps are the point of loading it
         self.prompt.setText(request.prompt)
         self.negative.setText(request.negative)
         self.image_size.setEditText(f"{request.width}x{request.height}")

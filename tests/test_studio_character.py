@@ -324,6 +324,22 @@ def test_without_a_checkpoint_the_page_says_how_to_get_one_instead_of_a_generate
     assert not box.first_run.isVisible()
 
 
+def test_the_generate_box_starts_at_the_bases_own_size_until_the_user_picks_one(character_page, library_page, context, demo_library, qtbot):
+    box = character_page.generate_box
+    with demo_library.db.writing() as session:
+        details = {"native_size": [64, 64]}  # as `model add` reads it from the demo models' VAE config
+        session.add(RegisteredModel(name="tiny", kind="checkpoint", family="sd15", path="/m/tiny", is_default=True, details=details))
+    context.signals.models_changed.emit()
+    settle(qtbot, library_page)
+    assert (box.image_size.currentText(), box.steps.value()) == ("64x64", 30)  # not 512x512: minutes per image on a CPU
+    box.image_size.setEditText("96x64")  # the user's choice stays when the models change again
+    with demo_library.db.writing() as session:
+        session.add(RegisteredModel(name="xl", kind="checkpoint", family="sdxl", path="/m/xl.safetensors", details={}))
+    context.signals.models_changed.emit()
+    settle(qtbot, library_page)
+    assert box.image_size.currentText() == "96x64"
+
+
 def test_refusals_read_as_the_studio_not_as_the_command_line(character_page, library_page, context, demo_library, messages, qtbot):
     with_a_checkpoint(qtbot, library_page, context, demo_library)
     character_page.generate_box.generate_button.click()  # no prompt
