@@ -67,17 +67,14 @@ def matrix(catalog: Catalog, args, out: Output) -> None:
 
 
 def _queue(catalog: Catalog, wanted: MatrixRequest, args, out: Output) -> None:
-    from core.generation.enqueue import check_generation
     from core.jobs.estimates import estimate
     from core.jobs.queue import JobQueue
+    from core.matrix.enqueue import enqueue_matrix
 
-    queue = JobQueue(catalog.library)
     try:
-        check_generation(queue, wanted.request)
+        record = enqueue_matrix(JobQueue(catalog.library), wanted, args.project)
     except RequestError as exc:
         raise LibraryError(str(exc)) from None
-    first = wanted.request.all_characters()[0] if wanted.request.all_characters() else None
-    record = queue.enqueue(MATRIX_JOB_KIND, wanted.to_json(), character=first, project=args.project)
     expected = estimate(catalog.library, record.kind, record.payload)
     out.emit(
         record.to_json(),

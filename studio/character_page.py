@@ -10,9 +10,12 @@ worker process from jobs this page puts on the queue. `shown` and `queued` say w
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -33,6 +36,8 @@ from core.generation.request import GenerationRequest, RequestError
 from core.generation.request_options import request_from_options
 from core.jobs.estimates import Estimate, estimate
 from core.jobs.queue import JobRecord
+from core.matrix.enqueue import enqueue_matrix
+from core.matrix.request import Axis, MatrixRequest
 from core.models.catalog import ModelCatalog
 from core.models.kinds import RenderDefaults
 from storage.errors import LibraryError
@@ -44,6 +49,7 @@ from studio.context import StudioContext
 from studio.failures import failure_line
 from studio.library_edits import LibraryEdit, LibraryEdits
 from studio.library_reader import LibraryReader
+from studio.matrix_dialog import MatrixDialog
 from studio.quick_generate import GenerateBox, ResultStrip, first_run_guide, gui_words
 from studio.reference_grid import ReferenceGrid
 from studio.reference_import import ReferenceImporter, image_paths, plural, refusal_message
@@ -105,6 +111,7 @@ class CharacterPage(QWidget):
         self._build_loras()
         self.generate_box = GenerateBox()
         self.generate_box.generate_button.clicked.connect(self.generate)
+        self.generate_box.matrix_button.clicked.connect(self.ask_matrix)
         self.generate_box.prompt.returnPressed.connect(self.generate)
         self.results = ResultStrip()
         # The job's estimate follows the box a moment after the last change (it reads job rows).
@@ -443,6 +450,33 @@ class CharacterPage(QWidget):
             lambda job: self._generation_queued(job, request, character),
             self._generate_failed,
         )
+
+    def ask_matrix(self) -> None:
+        dialog = MatrixDialog(self.character.name if self.character else "", self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.chosen is not None:
+            self.queue_matrix(*dialog.chosen)
+
+    def queue_matrix(self, x: Axis, y: Axis | None) -> None:
+        """Queues a "matrix" job over the generate box's request (checked like Generate's); the
+        job shows on the Queue page, its grid in the job's outputs."""
+        character = self.character
+        if character is None or self.checkpoint_ready is False:
+            return
+        options = self.generate_box.options(character.name, self.consistency.method_value(), self.consistency.strength_value())
+        try:
+            matrix = MatrixRequest(replace(request_from_options(options, character.project), count=1).validate(), x, y)
+        except RequestError as problem:
+            QMessageBox.warning(self, "Matrix", gui_words(str(problem)))
+            return
+        queue = self.context.queue
+
+        def queued(job: JobRecord) -> None:
+            self.followed_jobs.add(job.id)
+            self.context.signals.jobs_changed.emit()
+            self.context.signals.status_message.emit(f"Queued job {job.id}: a {matrix.rows}x{matrix.columns} matrix of {character.name}")
+            self.queued.emit(job)
+
+        self.reader.call(lambda: enqueue_matrix(queue, matrix, character.project), queued, self._generate_failed)
 
     def _generation_queued(self, job: JobRecord, request: GenerationRequest, character: CharacterRecord) -> None:
         if self.character is not None and self.character.id == character.id:

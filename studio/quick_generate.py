@@ -115,6 +115,9 @@ class GenerateBox(QGroupBox):
         self.estimate.setWordWrap(True)
         button_row = QHBoxLayout()
         button_row.addWidget(self.generate_button)
+        self.matrix_button = QPushButton("Matrix…")
+        self.matrix_button.setToolTip("Queue a prompt matrix: this request with its prompt or settings varied across a grid")
+        button_row.addWidget(self.matrix_button)
         button_row.addWidget(self.estimate, 1)
         form.addRow(button_row)
         self.show_loras([])
@@ -175,6 +178,7 @@ class GenerateBox(QGroupBox):
     def show_checkpoint_ready(self, ready: bool, guide: str = "") -> None:
         """Generate on when a checkpoint is registered; else the guide to registering one."""
         self.generate_button.setEnabled(ready)
+        self.matrix_button.setEnabled(ready)
         self.first_run.setText("" if ready else guide)
         self.first_run.setVisible(not ready)
 

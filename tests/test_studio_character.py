@@ -557,3 +557,33 @@ def test_reuse_request_loads_the_box_of_its_character(character_page, library_pa
     assert shown == ["library"]
     # Loading parameters does not change Kael's own defaults.
     assert context.catalog.show_character("Kael", "Demo").settings == {}
+
+
+def test_a_prompt_matrix_is_queued_from_the_generate_box(character_page, library_page, context, demo_library, messages, qtbot):
+    from core.matrix.request import Axis
+    from studio.matrix_dialog import MatrixDialog
+
+    dialog = MatrixDialog("Aria")
+    qtbot.addWidget(dialog)
+    dialog.columns_axis.values.setText("4|lots")
+    dialog.columns_axis.kind.setCurrentIndex(dialog.columns_axis.kind.findData("cfg"))
+    dialog._accept()
+    assert dialog.chosen is None and "'lots' is not a number" in dialog.problem.text()  # said in the dialog, which stays open
+    dialog.columns_axis.kind.setCurrentIndex(dialog.columns_axis.kind.findData("prompt"))
+    dialog.columns_axis.values.setText("fierce | calm")
+    dialog.rows_axis.kind.setCurrentIndex(dialog.rows_axis.kind.findData("identity"))
+    dialog.rows_axis.values.setText("0.3|1.1")
+    dialog._accept()
+    assert dialog.chosen == (Axis("prompt", ("fierce", "calm")), Axis("identity", ("0.3", "1.1")))
+
+    with_a_checkpoint(qtbot, library_page, context, demo_library)
+    character_page.consistency.method.setCurrentIndex(character_page.consistency.method.findData("none"))
+    character_page.generate_box.prompt.setText("ariaknight, fierce")
+    character_page.queue_matrix(*dialog.chosen)  # an identity axis, and no identity kept: refused in words
+    qtbot.waitUntil(lambda: len(messages) == 1, timeout=10_000)
+    assert "identity axis" in messages[0] and context.queue.list(kind="matrix") == []
+    with qtbot.waitSignal(character_page.queued, timeout=10_000) as queued:
+        character_page.queue_matrix(dialog.chosen[0], Axis("seed", ("1", "2")))
+    job = queued.args[0]
+    assert job.kind == "matrix" and job.character == "Aria"
+    assert job.payload["x"]["values"] == ["fierce", "calm"] and job.payload["request"]["prompt"] == "ariaknight, fierce"

@@ -33,6 +33,7 @@ class Cell:
 def plan_cells(matrix: MatrixRequest, seed: int, scratch: Path) -> list[Cell]:
     """Every cell, row by row; refuses now (before anything renders) an axis the request cannot take.
     Pose images are drawn into `scratch`, which must outlive the rendering."""
+    matrix.check()
     base = replace(matrix.request, seed=seed)
     cells = []
     for row in range(matrix.rows):
@@ -46,10 +47,8 @@ def plan_cells(matrix: MatrixRequest, seed: int, scratch: Path) -> list[Cell]:
 def apply(axis: Axis, value: str, request: GenerationRequest, scratch: Path) -> GenerationRequest:
     number = axis.number(value)
     if axis.kind == "prompt":
-        search = axis.values[0]
-        if search not in request.prompt:
-            raise RequestError(f"prompt axis: '{search}' (its first value) does not appear in the prompt, so there is nothing to replace")
-        return replace(request, prompt=request.prompt.replace(search, value))
+        # MatrixRequest.check refused a prompt without the search text.
+        return replace(request, prompt=request.prompt.replace(axis.values[0], value))
     if axis.kind == "seed":
         return replace(request, seed=int(number or 0) % 2**32)
     if axis.kind == "steps":
@@ -57,8 +56,6 @@ def apply(axis: Axis, value: str, request: GenerationRequest, scratch: Path) -> 
     if axis.kind == "cfg":
         return replace(request, cfg=float(number or 0))
     if axis.kind == "identity":
-        if not request.identities:
-            raise RequestError("identity axis: the request keeps no character's identity (give --character)")
         return replace(request, identities=tuple(replace(i, scale=float(number or 0)) for i in request.identities))
     if axis.kind == "lora":
         weight = float(number or 0)

@@ -98,6 +98,19 @@ class MatrixRequest:
         if self.request.count != 1:
             raise RequestError("a matrix renders one image per cell; leave --count at 1")
 
+    def check(self) -> MatrixRequest:
+        """Refuses an axis the request cannot take, before it is queued (the plan checks again)."""
+        for axis in (self.x, self.y):
+            if axis is None:
+                continue
+            if axis.kind == "prompt" and axis.values[0] not in self.request.prompt:
+                raise RequestError(
+                    f"prompt axis: '{axis.values[0]}' (its first value) does not appear in the prompt, so there is nothing to replace"
+                )
+            if axis.kind == "identity" and not self.request.identities:
+                raise RequestError("identity axis: the request keeps no character's identity (give --character)")
+        return self
+
     @property
     def rows(self) -> int:
         return len(self.y.values) if self.y else 1
