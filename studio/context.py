@@ -27,6 +27,7 @@ class StudioSignals(QObject):
     generations_added = Signal(list)  # generation ids that just appeared (from finished jobs)
     models_changed = Signal()  # a model was registered, removed, made default
     open_scene = Signal(dict)  # a scene JSON to open in the scene composer
+    add_to_scene = Signal(str, str)  # (character name, project name) to place in the scene composer
     reuse_request = Signal(dict)  # a GenerationRequest JSON to load into a character's generate box
     show_page = Signal(str)  # a page key of the main window ("library", "scene", "gallery", ...)
     status_message = Signal(str)  # a line for the status bar

@@ -212,7 +212,28 @@ class LibraryPage(QWidget):
         for action in (self.new_project_action, self.new_character_action, self.rename_action, self.delete_action,
                        self.undo_action, self.redo_action):  # fmt: skip
             self.toolbar.addAction(action)
+        # The tree's context menu: a character row can go straight into the scene composer.
+        self.add_to_scene_action = QAction("Add to scene", self)
+        self.add_to_scene_action.setToolTip("Place this character at the centre of the Scene page's canvas")
+        self.add_to_scene_action.triggered.connect(lambda _checked=False: self.add_selected_to_scene())
+        self.add_to_scene_action.setEnabled(False)
+        self.tree.currentItemChanged.connect(
+            lambda current, _previous: self.add_to_scene_action.setEnabled(
+                current is not None and current.data(0, NODE_ROLE) is not None and current.data(0, NODE_ROLE).is_character
+            )
+        )
+        self.tree.addAction(self.add_to_scene_action)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    def add_selected_to_scene(self) -> None:
+        """Shows the Scene page (the window builds it on first show) and places the selected
+        character there."""
+        node = self.current_node()
+        if node is None or node.project is None:
+            self._status("Choose a character to add to the scene")
+            return
+        self.context.signals.show_page.emit("scene")
+        self.context.signals.add_to_scene.emit(node.name, node.project)
 
     def _update_undo_actions(self, *_changed) -> None:
         self.undo_action.setEnabled(self.undo_stack.canUndo() and not self.edits.running)

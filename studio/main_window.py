@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QSettings, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -32,6 +32,10 @@ class PageSpec:
     target: str  # "module:Class"
     shortcut: str
 
+
+# A drag held over a tab this long switches to that tab (so a character dragged from the library
+# can be dropped on the Scene page's canvas).
+DRAG_HOVER_MS = 500
 
 # Signals that carry work for one page: the window builds that page when one arrives before the
 # page exists (pages connect to the bus when built, so it would otherwise be lost).
@@ -109,6 +113,13 @@ class StudioWindow(QMainWindow):
             self.slots[spec.key] = slot
             self.tabs.addTab(slot, icons.icon(icons.PAGE_ICONS[spec.key]), spec.title)
         self.setCentralWidget(self.tabs)
+        self._drag_tab = -1  # the tab a drag hovers, switched to when the timer fires
+        self._drag_timer = QTimer(self)
+        self._drag_timer.setSingleShot(True)
+        self._drag_timer.setInterval(DRAG_HOVER_MS)
+        self._drag_timer.timeout.connect(self._switch_to_drag_tab)
+        self.tabs.tabBar().setAcceptDrops(True)
+        self.tabs.tabBar().installEventFilter(self)
         self.statusBar().addPermanentWidget(QLabel(f"Library: {context.library.root}"))
         self._build_actions()
         context.signals.show_page.connect(self.show_page)
@@ -129,6 +140,34 @@ class StudioWindow(QMainWindow):
     def show_page(self, key: str) -> None:
         if key in self.slots:
             self.tabs.setCurrentWidget(self.slots[key])
+
+    # -- a drag hovering a tab switches to it ---------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        bar = self.tabs.tabBar()
+        if watched is bar:
+            kind = event.type()
+            if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+                # Accepted so the moves keep coming; a drop on the bar itself does nothing.
+                event.accept()  # type: ignore[attr-defined]
+                index = bar.tabAt(event.position().toPoint())  # type: ignore[attr-defined]
+                if index != self._drag_tab:
+                    self._drag_tab = index
+                    self._drag_timer.stop()
+                    if index >= 0 and index != self.tabs.currentIndex():
+                        self._drag_timer.start()
+                return True
+            if kind in (QEvent.Type.DragLeave, QEvent.Type.Drop):
+                self._drag_timer.stop()
+                self._drag_tab = -1
+                if kind == QEvent.Type.Drop:
+                    event.ignore()
+                return True
+        return super().eventFilter(watched, event)
+
+    def _switch_to_drag_tab(self) -> None:
+        if 0 <= self._drag_tab < self.tabs.count():
+            self.tabs.setCurrentIndex(self._drag_tab)
+        self._drag_tab = -1
 
     def _deliver(self, signal_name: str, key: str, payload: dict) -> None:
         slot = self.slots[key]

@@ -99,3 +99,30 @@ def test_dragging_a_joint_keeps_the_figure_where_it_stands_and_the_joint_under_t
 def test_recent_characters_lists_each_once_most_recent_first():
     scene = scene_with("Aria", "Kael", "Aria")
     assert edits.recent_characters(scene) == [("Aria", "P"), ("Kael", "P")]
+
+
+def test_resizing_the_scene_scales_every_box_and_edited_skeleton_with_the_canvas():
+    scene = scene_with("Aria", "Kael", size=(1024, 768))
+    # Kael holds an edited skeleton (a person object in scene pixels) near the right edge.
+    kael = scene.placements[1]
+    person = edits.placed_person(kael, PRESETS)
+    assert person is not None
+    scene = edits.change_placement(scene, 1, pose=person.to_json(), box=(800, 200, 200, 500))
+    scene = edits.set_box(scene, 1, (800, 200, 200, 500))
+    smaller = edits.resize_scene(scene, (512, 384))
+    assert smaller.size == (512, 384)
+    for before, after in zip(scene.placements, smaller.placements):
+        x, y, w, h = after.box
+        assert 0 <= x and 0 <= y and x + w <= 512 and y + h <= 384, after.box
+        assert (x, y, w, h) == tuple(round(v / 2) for v in before.box)
+    moved = edits.placed_person(smaller.placements[1], PRESETS)
+    assert moved is not None
+    bx, by, bw, bh = moved.bounding_box()
+    x, y, w, h = smaller.placements[1].box
+    assert x - 1 <= bx and bx + bw <= x + w + 1 and y - 1 <= by and by + bh <= y + h + 1
+    # Each axis scales on its own; the same size is no edit; scaling back restores the boxes.
+    wide = edits.resize_scene(scene, (2048, 768))
+    assert [p.box[1::2] for p in wide.placements] == [p.box[1::2] for p in scene.placements]
+    assert [p.box[0] for p in wide.placements] == [p.box[0] * 2 for p in scene.placements]
+    assert edits.resize_scene(scene, scene.size) is scene
+    assert [p.box for p in edits.resize_scene(wide, scene.size).placements] == [p.box for p in scene.placements]

@@ -391,3 +391,66 @@ def test_undo_waits_for_the_edit_and_a_refused_undo_leaves_the_stack(page, conte
     assert len(warnings) == 1 and "already has a character named 'Kael'" in warnings[0]
     assert not page.undo_stack.canUndo() and not page.undo_stack.canRedo()  # the refused edit is dropped
     assert visible_tree(page) == {"Demo": ["Aria", "Kael", "Kael the Swift"]}
+
+
+def test_add_to_scene_in_the_context_menu_places_the_character_on_the_scene_page(qtbot, context, warnings):
+    window = StudioWindow(context)
+    qtbot.addWidget(window)
+    window.show()
+    library = window.page("library")
+    settle(qtbot, library)
+    assert library.add_to_scene_action in library.tree.actions()
+    library.select(TreeNode("Demo"))
+    assert not library.add_to_scene_action.isEnabled()  # a project row: nothing to place
+    library.select(TreeNode("Kael", "Demo"))
+    settle(qtbot, library)
+    assert library.add_to_scene_action.isEnabled()
+
+    library.add_to_scene_action.trigger()
+    assert window.tabs.currentWidget() is window.slots["scene"]
+    scene_page = window.page("scene")
+    qtbot.waitUntil(lambda: len(scene_page.document.scene.placements) == 1, timeout=10_000)
+    placement = scene_page.document.scene.placements[0]
+    assert (placement.character, placement.project) == ("Kael", "Demo")
+    x, y, w, h = placement.box
+    width, height = scene_page.document.scene.size
+    assert (x + w / 2, y + h / 2) == pytest.approx((width / 2, height / 2), abs=1)
+    window.close()
+
+
+def test_a_drag_held_over_a_tab_switches_to_it(qtbot, context, warnings):
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent
+
+    window = StudioWindow(context)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    settle(qtbot, window.page("library"))
+    bar = window.tabs.tabBar()
+    library_tab, scene_tab = (list(window.slots).index(key) for key in ("library", "scene"))
+    window.tabs.setCurrentIndex(library_tab)
+    data = QMimeData()
+    data.setData(MIME_CHARACTER, json.dumps({"name": "Aria", "project": "Demo"}).encode())
+    copy, left, none = Qt.DropAction.CopyAction, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    over_scene = bar.tabRect(scene_tab).center()
+
+    def hover(event) -> None:
+        QApplication.sendEvent(bar, event)
+        assert event.isAccepted()
+
+    hover(QDragEnterEvent(over_scene, copy, data, left, none))
+    hover(QDragMoveEvent(over_scene, copy, data, left, none))
+    QTest.qWait(150)
+    assert window.tabs.currentIndex() == library_tab  # a drag passing over does not switch yet
+    qtbot.waitUntil(lambda: window.tabs.currentIndex() == scene_tab, timeout=2_000)
+
+    # A drag that leaves the bar before the delay switches nothing.
+    window.tabs.setCurrentIndex(library_tab)
+    over_library = bar.tabRect(library_tab).center()
+    hover(QDragEnterEvent(over_library, copy, data, left, none))
+    hover(QDragMoveEvent(over_scene, copy, data, left, none))
+    QApplication.sendEvent(bar, QDragLeaveEvent())
+    QTest.qWait(800)
+    assert window.tabs.currentIndex() == library_tab
+    window.close()

@@ -576,3 +576,78 @@ def test_joints_keep_their_size_on_screen_whatever_the_scene_size(page, size):
     assert page.document.undo_stack.count() == steps + 1
     moved = keypoint(scene_json(page)["placements"][0]["pose"], RIGHT_WRIST)
     assert moved[1] == pytest.approx(wrist.y - 30 / zoom, abs=1 / zoom + 0.2)
+
+
+# -- adding characters without the library tab, resizing, labels -------------------------------------
+def test_the_character_menu_places_a_library_character_at_the_canvas_centre(page, qtbot):
+    menu = page.character_menu
+    entries = {action.data(): action for action in menu.actions() if action.data()}
+    assert ("Aria", DEMO_PROJECT) in entries and page.add_character_button.menu() is menu
+    entries[("Kael", DEMO_PROJECT)].trigger()
+    placements = page.document.scene.placements
+    assert [(p.character, p.project) for p in placements] == [("Kael", DEMO_PROJECT)]
+    x, y, w, h = placements[0].box
+    width, height = page.document.scene.size
+    assert (x + w / 2, y + h / 2) == pytest.approx((width / 2, height / 2), abs=1)
+    assert placements[0] == edits.new_character_placement(
+        edits.new_scene(page.document.scene.size), "Kael", DEMO_PROJECT, (width / 2, height / 2), PRESETS,
+        page.characters[("Kael", DEMO_PROJECT)],
+    )  # fmt: skip
+    assert page.canvas.selected == 0
+    assert page.document.undo_stack.undoText() == "Place Kael"
+
+    # Another page's "Add to scene" arrives on the bus and is placed once the choices are read.
+    page.context.signals.add_to_scene.emit("Aria", DEMO_PROJECT)
+    settle(qtbot, page)
+    assert [p.character for p in page.document.scene.placements] == ["Kael", "Aria"]
+
+
+def test_a_smaller_canvas_scales_the_characters_with_it(page):
+    drop_character(page, "Aria", 600, 256)
+    drop_character(page, "Kael", 150, 256)
+    before = page.document.scene
+    assert before.size == (768, 512)
+    page.properties.width_spin.setValue(384)
+    page.properties.height_spin.setValue(256)
+    after = page.document.scene
+    assert after.size == (384, 256)
+    for old, new in zip(before.placements, after.placements):
+        x, y, w, h = new.box
+        assert 0 <= x and 0 <= y and x + w <= 384 and y + h <= 256, new.box
+        assert new.box == pytest.approx(tuple(v / 2 for v in old.box), abs=1)
+    page.document.undo_stack.undo()
+    assert page.document.scene == before  # the two steps of one resize are one undo step
+
+
+@pytest.mark.parametrize("size", [(768, 512), (2048, 2048)])
+def test_a_name_label_never_covers_the_head_joints(page, size):
+    """The name sits outside the box: over its top edge, or under its bottom edge where the view
+    has no room above (a box at the top of a zoomed-out scene), and always on the view."""
+    head = [BODY_KEYPOINTS.index(name) for name in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]
+    width, height = size
+    page.open_scene(edits.new_scene(size), "New scene")
+    drop_character(page, "Aria", width / 2, height * 0.2)  # a box at the very top of the canvas
+    drop_character(page, "Kael", width * 0.25, height / 2)
+    canvas = page.canvas
+    visible = canvas.viewport().rect()
+    for item in canvas.placement_items:
+        label = item.label
+        assert label.isVisible() and label.text().startswith(item.placement.character)
+        on_screen = label.deviceTransform(canvas.viewportTransform()).mapRect(label.boundingRect())
+        in_scene = canvas.mapToScene(on_screen.toRect()).boundingRect()
+        assert in_scene.width() > 10 and in_scene.height() > 5
+        assert visible.contains(on_screen.toRect())
+        for joint in head:
+            point = item.person.body[joint]
+            if point.present:
+                assert not in_scene.contains(QPointF(point.x, point.y)), BODY_KEYPOINTS[joint]
+                assert not on_screen.contains(canvas.mapFromScene(QPointF(point.x, point.y)).toPointF())
+        x, y, _, h = item.placement.box
+        top_left, bottom = canvas.mapFromScene(QPointF(x, y)), canvas.mapFromScene(QPointF(x, y + h)).y()
+        assert on_screen.left() >= top_left.x() - 1
+        above = on_screen.bottom() <= top_left.y() + 1
+        assert above or on_screen.top() >= bottom - 1
+        if item.placement.character == "Kael" or size == (768, 512):
+            assert above  # room above it on the view
+        else:
+            assert not above  # Aria's box touches the top of a scene zoomed out past the label

@@ -181,6 +181,29 @@ def restack(scene: Scene, index: int, step: int) -> Scene:
     return replace(scene, placements=tuple(placements))
 
 
+def resize_scene(scene: Scene, size: tuple[int, int]) -> Scene:
+    """The scene at another size, its characters scaled with the canvas: every box (and every
+    edited skeleton, kept in scene pixels) keeps its place and share of the scene on each axis, so
+    nothing is left off a smaller canvas or huddled in the corner of a larger one."""
+    width, height = scene.size
+    if tuple(size) == (width, height):
+        return scene
+    resized = replace(scene, size=(int(size[0]), int(size[1])))
+    fx, fy = size[0] / width, size[1] / height
+    placements = []
+    for placement in scene.placements:
+        x, y, w, h = placement.box
+        box = clamp_box(resized, (x * fx, y * fy, w * fx, h * fy))
+        pose = placement.pose
+        if isinstance(pose, dict):
+            try:
+                pose = PersonPose.from_json(pose).scaled(fx, fy).to_json()
+            except ValueError:
+                pass
+        placements.append(replace(placement, box=box, pose=pose))
+    return replace(resized, placements=tuple(placements))
+
+
 # -- drops ----------------------------------------------------------------------------------------
 def new_character_placement(
     scene: Scene,

@@ -138,6 +138,8 @@ class SceneCanvas(QGraphicsView):
 
     def fit(self) -> None:
         self.fitInView(self.graphics.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        for item in self.placement_items:  # the names sit above or below their boxes by the zoom
+            item.place_label()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

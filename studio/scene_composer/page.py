@@ -1,8 +1,9 @@
 """The Scene page: pose library on the left, the canvas with its results strip in the middle,
 the scene's and the selected character's settings on the right.
 
-Drag a character from the library tree onto the canvas to place it (standing, in a box you can
-move and resize); drag a pose onto it, or a two-person pose onto empty canvas to place two
+Drag a character from the library tree onto the canvas (or pick one from "+ Character", or
+"Add to scene" in the library's context menu) to place it (standing, in a box you can move and
+resize; the boxes scale with the canvas when the scene's size changes); drag a pose onto it, or a two-person pose onto empty canvas to place two
 characters at once; drag its joints. Every edit is undoable (Ctrl+Z, Ctrl+Shift+Z). Render
 (Ctrl+R) queues a "scene" job for the worker; its images appear under the canvas, and
 double-clicking one reopens the scene it was rendered from.
@@ -33,11 +34,13 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QMessageBox,
     QScrollArea,
     QSpinBox,
     QSplitter,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -192,6 +195,7 @@ class ScenePage(QWidget):
         self.results.job_done.connect(lambda job_id, ids: self._status(f"Scene render (job {job_id}) done: {len(ids)} image(s)"))
         signals = context.signals
         signals.open_scene.connect(self.open_scene_json)
+        signals.add_to_scene.connect(self.add_character_when_read)
         signals.library_changed.connect(self.refresh_choices)
         signals.models_changed.connect(self.refresh_choices)
         self.refresh_choices()
@@ -234,6 +238,18 @@ class ScenePage(QWidget):
         self.toolbar.addAction(self.redo_action)
         self.toolbar.addAction(self.mirror_action)
         self.toolbar.addSeparator()
+        # One character at a time, without the library tab: a menu of the library's characters
+        # (read off the GUI thread with the other choices), each placed at the canvas's centre.
+        self.character_menu = QMenu("Add character", self)
+        self.character_menu.triggered.connect(lambda action: self.add_character(*action.data()))
+        self.add_character_button = QToolButton()
+        self.add_character_button.setText("+ Character")
+        self.add_character_button.setToolTip("Place a character from the library at the centre of the canvas")
+        self.add_character_button.setMenu(self.character_menu)
+        self.add_character_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.toolbar.addWidget(self.add_character_button)
+        self._fill_character_menu()
+        self.toolbar.addSeparator()
         self.toolbar.addWidget(self.best_of)
         self.toolbar.addAction(self.render_action)
 
@@ -250,6 +266,17 @@ class ScenePage(QWidget):
     def _on_choices(self, records, models) -> None:
         self.characters = {(c.name, c.project): dict(c.settings or {}) for c in records}
         self.properties.set_choices(list(self.characters), models.checkpoints, models.loras)
+        self._fill_character_menu()
+
+    def _fill_character_menu(self) -> None:
+        menu = self.character_menu
+        menu.clear()
+        characters = sorted(self.characters)
+        for name, project in characters:
+            action = menu.addAction(f"{name} — {project}")
+            action.setData((name, project))
+        if not characters:
+            menu.addAction("The library has no characters yet").setEnabled(False)
 
     def busy(self) -> bool:
         """Whether a read or write of this page has not answered yet."""
@@ -268,6 +295,22 @@ class ScenePage(QWidget):
         index = len(self.document.scene.placements) - 1
         self.canvas.select(index)
         return index
+
+    def add_character(self, name: str, project: str | None) -> int:
+        """Places a character at the centre of the canvas, as a drop there would. Returns its index."""
+        width, height = self.document.scene.size
+        index = self.place_character(name, project, QPointF(width / 2, height / 2))
+        self._status(f"Placed {name} in the scene")
+        return index
+
+    def add_character_when_read(self, name: str, project: str) -> None:
+        """A character sent from another page ("Add to scene"): placed once the choices asked for
+        before it have been read (the reader answers in order), so it takes its own settings."""
+
+        def add(_none: None) -> None:
+            self.add_character(name, project)
+
+        self.reader.call(lambda: None, add)
 
     def drop_pose(self, name: str, index: int, point: QPointF) -> None:
         try:

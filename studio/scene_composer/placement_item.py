@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem, QWidget
 
 from core.pose.skeleton import BODY_KEYPOINTS, PersonPose
@@ -55,8 +55,9 @@ class CornerHandle(QGraphicsRectItem):
 
 
 class NameLabel(QGraphicsSimpleTextItem):
-    """The character's name in the box's corner, in screen pixels on a pale backing, so it
-    stays legible over the limbs at any zoom."""
+    """The character's name on a tab just above the box's top-left corner, in screen pixels on a
+    pale backing, so it stays legible at any zoom and never covers the head's joints (the
+    skeleton is drawn inside the box)."""
 
     PAD = 3.0
 
@@ -113,9 +114,27 @@ class PlacementItem(QGraphicsItem):
             corner_handle.setPos(*positions[corner])
             corner_handle.setVisible(selected)
         self.label.setText(placement.character + (f"  ·  {placement.pose}" if isinstance(placement.pose, str) else ""))
-        self.label.setPos(4, 2)
+        self.place_label()
         self.setToolTip(f"{placement.character}" + (f" ({placement.project})" if placement.project else ""))
         self.update()
+
+    def place_label(self) -> None:
+        """The name goes outside the box, where no joint is: over its top edge, or under its
+        bottom edge when the view has no room above (a box at the top of a zoomed-out scene).
+        The label ignores the view's zoom, so its height is in screen pixels; the canvas calls
+        this again whenever its zoom changes."""
+        if self.placement is None:
+            return
+        _, y, _, h = self.placement.box
+        label_height = self.label.boundingRect().height() + 2
+        zoom = self.canvas.transform().m22() or 1.0
+        room_above = y - self.canvas.sceneRect().top()
+        if room_above * zoom >= label_height:
+            self.label.setPos(0, 0)
+            self.label.setTransform(QTransform.fromTranslate(self.label.PAD, -self.label.boundingRect().bottom() - 2))
+        else:
+            self.label.setPos(0, h)
+            self.label.setTransform(QTransform.fromTranslate(self.label.PAD, -self.label.boundingRect().top() + 2))
 
     def set_drop_target(self, on: bool) -> None:
         if on != self.drop_target:

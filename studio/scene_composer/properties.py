@@ -258,7 +258,8 @@ class PropertiesPanel(QWidget):
         if self._updating:
             return
         size = (self.width_spin.value() // 8 * 8, self.height_spin.value() // 8 * 8)
-        self.document.edit(replace(self.document.scene, size=size), "Scene size", "scene:size")
+        # The characters scale with the canvas, so none is left off a smaller one.
+        self.document.edit(edits.resize_scene(self.document.scene, size), "Scene size", "scene:size")
 
     def _edit_placement(self, text: str, merge: str | None = None, **changes) -> None:
         if self._updating or self.index < 0:
