@@ -3,4 +3,5 @@
 library.py      the demo project, its two characters and their drawn references
 tiny_models.py  tiny seeded models written in the real on-disk formats (also used by tests, bench)
 render.py       registering those models and rendering through the normal generation path
+toy_world.py    the toy world (flat-colour figures from skeletons) tools/build_toy_world.py trains on
 """
