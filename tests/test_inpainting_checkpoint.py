@@ -75,7 +75,7 @@ def test_registered_inpainting_checkpoints_render_prompt_only_images(inpainting,
     file_record = registry.add(single, config_dir=folder)
     assert folder_record.details["inpainting"] and file_record.details["variant"] == "inpainting"
     service = GenerationService(library, device="cpu")
-    assert service._ref(folder_record).inpainting and service._ref(file_record).inpainting
+    assert service.identities.ref(folder_record).inpainting and service.identities.ref(file_record).inpainting
 
     def render(record, **changes) -> np.ndarray:
         [generated] = service.generate(request(base=record.name, **changes))
