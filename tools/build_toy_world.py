@@ -213,18 +213,11 @@ def toy_unet():
 
 
 def toy_image_encoder():
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection
 
-    config = CLIPVisionConfig(
-        hidden_size=32,
-        projection_dim=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        intermediate_size=37,
-        patch_size=4,
-    )
-    return CLIPVisionModelWithProjection(config)
+    from core.demo.tiny_models import tiny_image_encoder_config
+
+    return CLIPVisionModelWithProjection(tiny_image_encoder_config())
 
 
 def train_image_encoder(encoder, pixels: torch.Tensor, targets: torch.Tensor, steps: int, rng: torch.Generator) -> float:

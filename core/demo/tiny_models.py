@@ -211,11 +211,11 @@ def save_tiny_checkpoint(folder: Path, family: str = "sd15", seed: int = 0, inpa
     return folder
 
 
-def save_tiny_image_encoder(folder: Path, seed: int = 0) -> Path:
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+def tiny_image_encoder_config():
+    """The tiny CLIP vision encoder's config (the toy-world builder trains one of this shape too)."""
+    from transformers import CLIPVisionConfig
 
-    torch.manual_seed(seed)
-    config = CLIPVisionConfig(
+    return CLIPVisionConfig(
         hidden_size=32,
         projection_dim=32,
         num_hidden_layers=2,
@@ -224,7 +224,13 @@ def save_tiny_image_encoder(folder: Path, seed: int = 0) -> Path:
         intermediate_size=37,
         patch_size=4,
     )
-    CLIPVisionModelWithProjection(config).save_pretrained(folder, safe_serialization=True)
+
+
+def save_tiny_image_encoder(folder: Path, seed: int = 0) -> Path:
+    from transformers import CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    CLIPVisionModelWithProjection(tiny_image_encoder_config()).save_pretrained(folder, safe_serialization=True)
     return folder
 
 
