@@ -67,18 +67,15 @@ def apply(axis: Axis, value: str, request: GenerationRequest, scratch: Path) -> 
 def _with_pose(request: GenerationRequest, preset: str, scratch: Path) -> GenerationRequest:
     # cv2 is imported here, not by the light modules: the GUI builds matrices without drawing them.
     from core.pose.presets import PresetLibrary, UnknownPose, preset_slug
-    from core.pose.render import render_pose
-    from core.pose.skeleton import PoseSkeleton
+    from core.pose.render import render_fitted
 
     width, height = request.width, request.height
     try:
         skeleton = PresetLibrary().skeleton(preset)
     except UnknownPose as exc:
         raise RequestError(f"pose axis: {exc}") from None
-    margin = 0.08 * min(width, height)
-    fitted = skeleton.fitted((margin, margin, width - 2 * margin, height - 2 * margin))
     path = Path(scratch) / f"pose-{preset_slug(preset)}-{width}x{height}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    render_pose(PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height)).save(path)
+    render_fitted(skeleton, (width, height)).save(path)  # as a sheet's turnaround panels are posed
     controls = tuple(c for c in request.controls if c.control_type != "openpose")
     return replace(request, controls=(*controls, ControlEntry(image=str(path), control_type="openpose")))

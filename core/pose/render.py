@@ -73,6 +73,15 @@ def render_pose(
     return Image.fromarray(canvas)  # H x W x 3 uint8 is RGB
 
 
+def render_fitted(skeleton: PoseSkeleton, size: tuple[int, int], margin: float = 0.08) -> Image.Image:
+    """A preset's people fitted into a canvas of `size`, `margin` (a share of its shorter side) clear
+    all round, and drawn: the control image of a posed panel or cell."""
+    width, height = size
+    inset = margin * min(width, height)
+    fitted = skeleton.fitted((inset, inset, width - 2 * inset, height - 2 * inset))
+    return render_pose(PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height))
+
+
 def render_person(
     canvas: np.ndarray,
     person: PersonPose,

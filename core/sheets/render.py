@@ -150,20 +150,16 @@ def make_sheet(
     return sheet
 
 
-def _panel_requests(kind, words, identity, size, seed, steps, negative, base, scratch: Path):
+def _panel_requests(kind, words, identity, size: tuple[int, int], seed, steps, negative, base, scratch: Path):
     if kind == "turnaround":
         from core.pose.presets import PresetLibrary
-        from core.pose.render import render_pose
-        from core.pose.skeleton import PoseSkeleton
+        from core.pose.render import render_fitted
 
-        width, height = size or (512, 768)
+        width, height = size
         presets = PresetLibrary()
         for view, preset_name in turnaround_pose_names(presets).items():
-            # The preset's people, fitted into this panel and drawn on a canvas of the panel's size.
-            margin = 0.08 * min(width, height)
-            fitted = presets.skeleton(preset_name).fitted((margin, margin, width - 2 * margin, height - 2 * margin))
             pose_path = scratch / f"{view}.png"
-            render_pose(PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height)).save(pose_path)
+            render_fitted(presets.skeleton(preset_name), (width, height)).save(pose_path)
             yield (
                 view,
                 GenerationRequest(
@@ -180,7 +176,7 @@ def _panel_requests(kind, words, identity, size, seed, steps, negative, base, sc
                 ),
             )
     else:
-        width, height = size or (512, 512)
+        width, height = size
         for expression in EXPRESSIONS:
             yield (
                 expression,
