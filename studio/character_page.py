@@ -46,11 +46,11 @@ from storage.schema import JobStatus
 from studio.background import run_in_background
 from studio.consistency_box import DEFAULT_METHOD, DEFAULT_STRENGTH, ConsistencyBox
 from studio.context import StudioContext
-from studio.failures import failure_line
+from studio.failures import failure_line, gui_words
 from studio.library_edits import LibraryEdit, LibraryEdits
 from studio.library_reader import LibraryReader
 from studio.matrix_dialog import MatrixDialog
-from studio.quick_generate import GenerateBox, ResultStrip, first_run_guide, gui_words
+from studio.quick_generate import GenerateBox, ResultStrip, first_run_guide
 from studio.reference_grid import ReferenceGrid
 from studio.reference_import import ReferenceImporter, image_paths, plural, refusal_message
 from studio.reference_tags import ReferenceTagEditor
@@ -573,6 +573,9 @@ class CharacterPage(QWidget):
     # -- training -----------------------------------------------------------------------------
     def open_train_dialog(self) -> TrainDialog | None:
         if self.character is None:
+            return None
+        if self.checkpoint_ready is False:  # a training needs a base to train on
+            QMessageBox.information(self, "Train overnight", first_run_guide(str(self.context.library.root)))
             return None
         if not self.character.references:
             QMessageBox.information(

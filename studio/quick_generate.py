@@ -7,7 +7,6 @@ replace it, or it says why it failed.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -38,27 +37,6 @@ RESULT_SIZE = 128
 GENERATION_ROLE = Qt.ItemDataRole.UserRole
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 JOB_ROLE = Qt.ItemDataRole.UserRole + 3
-
-# The refusals core/ writes for the command line name its flags and commands; the studio's user has
-# buttons and pages instead. (pattern, GUI words), tried in order; the CLI's messages stay as they are.
-GUI_WORDS: tuple[tuple[str, str], ...] = (
-    (r"^--prompt is required$|^prompt is empty$", "Write a prompt first: what should the picture show?"),
-    (r"register one with `model add PATH --kind checkpoint`", "drop a .safetensors checkpoint on the Models page"),
-    (r"register one with `model add PATH --kind [\w-]+(?: --control-type [\w-]+)?`", "add one on the Models page"),
-    (r"register it with `model add`", "add it on the Models page"),
-    (r"pick one with `model default NAME`", "make one the default on the Models page"),
-    (r"pick a base with --base", "pick another checkpoint on the Models page"),
-    (r"--method ([\w-]+)", r"the \1 identity method"),
-    (r"with --allow-pickle", "allowing pickles"),
-    (r" \(--kind [\w-]+\)", ""),
-)
-
-
-def gui_words(message: str) -> str:
-    """A core refusal as the studio says it: pages and buttons, not flags and commands."""
-    for pattern, words in GUI_WORDS:
-        message = re.sub(pattern, words, message)
-    return message
 
 
 def first_run_guide(library_root: str) -> str:

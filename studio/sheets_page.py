@@ -48,6 +48,7 @@ from studio.background import decode_image, run_in_background
 from studio.context import StudioContext
 from studio.failures import failure_line
 from studio.model_cli import list_models
+from studio.quick_generate import first_run_guide
 from studio.theme import error_colour
 
 PREVIEW_MAX_SIDE = 4096  # a sheet is decoded at most this large; the label scales it to fit
@@ -183,6 +184,7 @@ class SheetsPage(QWidget):
 
     def __init__(self, context: StudioContext):
         super().__init__()
+        self.bases_ready: bool | None = None  # whether a checkpoint is registered; None until read
         # The job's estimate follows the form a moment after the last change (it reads job rows).
         self._estimate_timer = QTimer(self)
         self._estimate_timer.setSingleShot(True)
@@ -365,6 +367,13 @@ class SheetsPage(QWidget):
         run_in_background(lambda: [m["name"] for m in list_models(root, "checkpoint")], self._on_bases, log_failure)
 
     def _on_bases(self, names: list[str]) -> None:
+        self.bases_ready = bool(names)
+        if not names:  # the first run: say what to do instead of a Make button that will fail
+            self.status.setStyleSheet("")
+            self.status.setText(first_run_guide(str(self.context.library.root)))
+        elif self.status.text() == first_run_guide(str(self.context.library.root)):
+            self.status.clear()
+        self._update_buttons()
         chosen = self.base_box.currentData()
         self.base_box.clear()
         self.base_box.addItem(DEFAULT_BASE, None)
@@ -704,7 +713,8 @@ class SheetsPage(QWidget):
         ready = self.sheet_files() is not None or self.shown_found is not None
         self.export_png_button.setEnabled(ready)
         self.export_pdf_button.setEnabled(ready)
-        self.make_button.setEnabled(self.chosen_character() is not None or not self.characters)
+        has_character = self.chosen_character() is not None or not self.characters
+        self.make_button.setEnabled(has_character and self.bases_ready is not False)
 
     def _failed(self, doing: str) -> Callable[[Exception], None]:
         return lambda exc: self._show_error(failure_line(doing, exc))

@@ -319,6 +319,8 @@ def test_without_a_checkpoint_the_page_says_how_to_get_one_instead_of_a_generate
     qtbot.keyClick(box.prompt, Qt.Key.Key_Return)  # Return in the prompt does not sneak a job past it
     assert messages == [guide]
     assert context.queue.list(kind="generate") == []
+    assert character_page.open_train_dialog() is None  # a training needs a base too
+    assert messages == [guide, guide]
 
     with_a_checkpoint(qtbot, library_page, context, demo_library)  # e.g. dropped on the Models page
     assert not box.first_run.isVisible()

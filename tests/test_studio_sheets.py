@@ -266,6 +266,20 @@ def test_a_sheet_without_a_checkpoint_fails_with_a_readable_message(tmp_path):
         shutil.rmtree(tmp_path / "bare", ignore_errors=True)
 
 
+def test_without_a_checkpoint_the_page_says_what_to_do_instead_of_offering_make(qtbot, tmp_path):
+    library = open_library(tmp_path / "bare")
+    try:
+        build_demo_library(Catalog(library))
+        page = SheetsPage(StudioContext.open(library, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
+        qtbot.addWidget(page)
+        page.show()
+        qtbot.waitUntil(lambda: bool(page.characters) and page.bases_ready is False, timeout=WAIT_MS)
+        assert not page.make_button.isEnabled()
+        assert "No checkpoint yet" in page.status.text() and "Models page" in page.status.text()
+    finally:
+        library.close()
+
+
 def test_sheets_made_outside_the_queue_are_listed_previewed_and_exported(qtbot, tiny_studio, context, tmp_path, monkeypatch):
     """The `sheet` command (and the demo) write the sheet where the user says; the page finds it
     again from its panels' metadata, lays it out and exports it; the form tells how long a sheet

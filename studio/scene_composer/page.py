@@ -52,7 +52,7 @@ from core.scene.model import Scene, SceneError
 from core.scene.saved import list_saved_scenes, load_saved_scene, save_scene, scene_in_image, with_stored_background
 from storage.errors import LibraryError
 from studio.context import StudioContext
-from studio.failures import failure_line
+from studio.failures import failure_line, gui_words
 from studio.library_reader import LibraryReader
 from studio.scene_composer.canvas import SceneCanvas
 from studio.scene_composer.document import SceneDocument
@@ -557,7 +557,7 @@ class ScenePage(QWidget):
     def _failed(self, doing: str):
         """A refusal (the library's, or a scene that cannot be read) as it is; anything else as
         studio/failures.py words it."""
-        return lambda exc: self.warn(str(exc) if isinstance(exc, (LibraryError, SceneError)) else failure_line(doing, exc))
+        return lambda exc: self.warn(gui_words(str(exc)) if isinstance(exc, (LibraryError, SceneError)) else failure_line(doing, exc))
 
     def _status(self, text: str) -> None:
         self.context.signals.status_message.emit(text)
