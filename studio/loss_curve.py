@@ -81,8 +81,8 @@ class LossCurve(QWidget):
         painter.drawText(QRectF(plot.right() - 120, below, 120, metrics.height()), Qt.AlignmentFlag.AlignRight, f"step {last:g}")
 
         accent = palette.color(QPalette.ColorRole.Highlight)
-        raw = QColor(accent)
-        raw.setAlpha(70)
+        raw = QColor(accent).lighter(140)  # the raw losses: quieter than the smoothed line, still seen on dark
+        raw.setAlpha(150)
         for values, color, width in ((losses, raw, 1.0), (smoothed(losses), accent, 2.0)):
             path = QPainterPath(at(steps[0], values[0]))
             for step, value in zip(steps[1:], values[1:]):

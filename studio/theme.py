@@ -14,6 +14,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from resources import RESOURCES_DIR
+
 THEME_KEY = "appearance/theme"
 THEMES = {"dark": "Dark", "light": "Light"}
 DEFAULT_THEME = "dark"
@@ -145,6 +147,10 @@ def palette(c: Colours) -> QPalette:
     return p
 
 
+# The ticked box's mark: a stylesheet that styles the indicator draws no mark of its own.
+CHECK_MARK = (RESOURCES_DIR / "icons" / "check.svg").as_posix()
+
+
 def stylesheet(c: Colours) -> str:
     return f"""
 QToolBar {{ border: none; spacing: 2px; padding: 2px 4px; background: {c.window}; }}
@@ -165,6 +171,10 @@ QTabBar::tab:disabled {{ color: {c.disabled_text}; }}
 QGroupBox {{ font-weight: bold; }}
 QToolTip {{ color: {c.text}; background: {c.button}; border: 1px solid {c.line}; }}
 QLabel[{TONE_PROPERTY}="error"] {{ color: {c.error}; }}
+QCheckBox::indicator {{ width: 13px; height: 13px; border: 1px solid {c.mid}; border-radius: 3px; background: {c.base}; }}
+QCheckBox::indicator:hover {{ border-color: {c.focus}; }}
+QCheckBox::indicator:checked {{ background: {c.accent}; border-color: {c.focus}; image: url({CHECK_MARK}); }}
+QCheckBox::indicator:disabled {{ border-color: {c.line}; background: {c.window}; }}
 """
 
 
