@@ -399,6 +399,16 @@ class SheetsPage(QWidget):
         queue, library = self.context.queue, self.context.library
         run_in_background(lambda: read_sheets(queue, library, character), self._on_sheet_jobs, self._failed("read the sheets"))
 
+    def showEvent(self, event) -> None:
+        """Sheets made outside the studio (the `sheet` command, the demo) while the page was hidden
+        are listed when the user comes back to it; what is listed and shown stays."""
+        super().showEvent(event)
+        character = self.chosen_character()
+        if character is None or not self.history.count():
+            return  # nothing read yet: the character's first read lists everything
+        queue, library = self.context.queue, self.context.library
+        run_in_background(lambda: read_sheets(queue, library, character), self._on_sheet_jobs, self._failed("read the sheets"))
+
     # -- making a sheet -------------------------------------------------------------------------
     def request(self) -> SheetRequest:
         character = self.chosen_character()
@@ -507,13 +517,20 @@ class SheetsPage(QWidget):
             return  # the user picked another character meanwhile
         for record in sorted(records, key=lambda r: r.id):
             self._remember(record)
-        for sheet in found:  # newest first, below the jobs
+        # newest first, below the jobs; on a refresh (showEvent) the new ones go above those listed
+        row = next(
+            (i for i in range(self.history.count()) if self.history.item(i).data(Qt.ItemDataRole.UserRole) is None), self.history.count()
+        )
+        for sheet in found:
+            if sheet.key in self.found_sheets:
+                continue
             self.found_sheets[sheet.key] = sheet
             item = QListWidgetItem(found_caption(sheet))
             item.setData(Qt.ItemDataRole.UserRole, None)
             item.setData(FOUND_ROLE, sheet.key)
             item.setToolTip("\n".join(f"{p.label}: generation #{p.generation}" for p in sheet.panels))
-            self.history.addItem(item)
+            self.history.insertItem(row, item)
+            row += 1
         if self.shown_job_id is None or self.shown_job_id not in self.sheet_jobs:
             finished = [r for r in self.sheet_jobs.values() if r.status == JobStatus.DONE]
             if finished:
