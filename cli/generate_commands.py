@@ -53,7 +53,11 @@ def register(tree: CommandTree) -> None:
     )
     p.add_argument("--lora", action="append", default=[], metavar="MODEL[:WEIGHT]")
     p.add_argument(
-        "--control", action="append", default=[], metavar="MODEL=IMAGE[:SCALE]", help="MODEL: a ControlNet name or a control type"
+        "--control",
+        action="append",
+        default=[],
+        metavar="MODEL=IMAGE[:SCALE]",
+        help="MODEL: a ControlNet or T2I-Adapter name, or a control type",
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int, help="default: the base's (30 for SD 1.5 and SDXL)")

@@ -8,17 +8,19 @@ from pathlib import Path
 from cli.output import Output, table
 from cli.parser import CommandTree
 from core.catalog.service import Catalog
-from core.models.kinds import CONTROL_TYPES, FAMILIES, FAMILY_NAMES, KIND_NAMES, KINDS, article
+from core.models.kinds import CONTROL_KINDS, CONTROL_TYPES, FAMILIES, FAMILY_NAMES, KIND_NAMES, KINDS, article
 from core.models.registry import ModelRecord, ModelRegistry
 
 
 def register(tree: CommandTree) -> None:
-    models = tree.group("model", "register checkpoints, LoRAs, ControlNets, IP-Adapters and image encoders")
+    models = tree.group("model", "register checkpoints, LoRAs, ControlNets, T2I-Adapters, IP-Adapters and image encoders")
     p = tree.action(models, "add", "register a weights file or folder; what it is is read from the file", model_add)
     p.add_argument("path", metavar="PATH")
     p.add_argument("--name", metavar="N", help="default: the file or folder name")
     p.add_argument("--kind", choices=("auto", *KINDS), default="auto", help="refuse the file unless it is this kind")
-    p.add_argument("--control-type", choices=CONTROL_TYPES, metavar="TYPE", help=f"for a ControlNet: {', '.join(CONTROL_TYPES)}")
+    p.add_argument(
+        "--control-type", choices=CONTROL_TYPES, metavar="TYPE", help=f"for a ControlNet or T2I-Adapter: {', '.join(CONTROL_TYPES)}"
+    )
     p.add_argument("--allow-pickle", action="store_true", help="accept .ckpt/.pt/.bin, loaded with torch.load(weights_only=True)")
     p.add_argument("--config", metavar="DIR", help="for a single-file checkpoint or ControlNet: the diffusers config folder it loads with")
     p = tree.action(models, "list", "list registered models", model_list)
@@ -31,7 +33,7 @@ def register(tree: CommandTree) -> None:
     ):
         p = tree.action(models, name, help, handler)
         p.add_argument("name", metavar="NAME")
-    p = tree.action(models, "set-control-type", "say what a ControlNet's control image is", model_set_control_type)
+    p = tree.action(models, "set-control-type", "say what a ControlNet's or T2I-Adapter's control image is", model_set_control_type)
     p.add_argument("name", metavar="NAME")
     p.add_argument("control_type", choices=CONTROL_TYPES, metavar="TYPE", help=", ".join(CONTROL_TYPES))
 
@@ -47,7 +49,7 @@ def model_add(catalog: Catalog, args, out: Output) -> None:
     )
     assert record.sha256 is not None  # add() hashes what it registers
     text = f"Registered {describe(record)} as '{record.name}' ({record.details.get('format')}, sha256 {record.sha256[:12]}...)"
-    if record.kind == "controlnet" and record.control_type is None:
+    if record.kind in CONTROL_KINDS and record.control_type is None:
         text += "\n  its control type is unknown: set it with `model set-control-type NAME TYPE`"
     out.emit(record.to_json(), text)
 
@@ -122,7 +124,7 @@ def show_text(r: ModelRecord, extra: Sequence[tuple[str, str]] = ()) -> str:
         ("path", f"{r.path}{missing}"),
         ("size", size_text(r.size)),
         ("sha256", r.sha256 or "-"),
-        ("control type", r.control_type if r.kind == "controlnet" else None),
+        ("control type", r.control_type if r.kind in CONTROL_KINDS else None),
         ("default", "yes" if r.is_default else "no"),
         ("character", r.character),
         ("version", r.version),

@@ -94,12 +94,12 @@ def create_model(
 
 def same_default_slot(session: Session, model: RegisteredModel) -> list[RegisteredModel]:
     """The models that compete with `model` for one default: same kind and family, and for a
-    ControlNet the same control type (an OpenPose and a depth ControlNet are both wanted at once)."""
+    ControlNet or T2I-Adapter the same control type (an OpenPose and a depth ControlNet are both wanted at once)."""
     query = select(RegisteredModel).where(
         RegisteredModel.kind == model.kind,
         RegisteredModel.family == model.family,  # `== None` is IS NULL in SQLAlchemy
     )
-    if model.kind == "controlnet":
+    if model.kind in ("controlnet", "t2i-adapter"):
         query = query.where(RegisteredModel.control_type == model.control_type)
     return list(session.scalars(query))
 

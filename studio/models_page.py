@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.models.kinds import CONTROL_KINDS, CONTROL_TYPES, FAMILY_NAMES, a_kind
 from storage.errors import LibraryError
 from studio.background import run_in_background
 from studio.context import StudioContext
@@ -44,11 +45,6 @@ from studio.model_cli import add_model, is_pickle_refusal, list_models, run_mode
 from studio.settings_panel import SettingsPanel
 
 COLUMNS = ("Name", "Kind", "Family", "Control type", "Default", "Size", "SHA-256", "Character", "Path")
-FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
-# As core.models.inspection names them; repeated here because that module may import torch (pickles).
-CONTROL_TYPES = (
-    "openpose", "depth", "canny", "lineart", "scribble", "softedge", "normal", "seg", "tile", "mlsd", "ip2p", "inpaint", "instantid",
-)  # fmt: skip
 MAX_MESSAGES = 200
 
 
@@ -171,9 +167,10 @@ class ModelsTab(QWidget):
                 model["name"],
                 model["kind"],
                 FAMILY_NAMES.get(
-                    model.get("family") or "", "unknown" if model["kind"] in ("checkpoint", "lora", "controlnet", "ip-adapter") else ""
+                    model.get("family") or "",
+                    "unknown" if model["kind"] in ("checkpoint", "lora", "controlnet", "t2i-adapter", "ip-adapter") else "",
                 ),
-                model.get("control_type") or ("? (set it)" if model["kind"] == "controlnet" else ""),
+                model.get("control_type") or ("? (set it)" if model["kind"] in CONTROL_KINDS else ""),
                 "yes" if model.get("is_default") else ("only one" if only_one else ""),
                 size_text(model.get("size")),
                 (model.get("sha256") or "")[:12],
@@ -268,7 +265,7 @@ class ModelsTab(QWidget):
         self.say(
             f"Registered {Path(job.path).name} as '{model['name']}': {describe(model)} ({model.get('details', {}).get('format')}, sha256 {sha}…)"
         )
-        if model["kind"] == "controlnet" and not model.get("control_type"):
+        if model["kind"] in CONTROL_KINDS and not model.get("control_type"):
             self._ask_control_type(model)
         self._add_next()
 
@@ -300,8 +297,8 @@ class ModelsTab(QWidget):
     def _ask_control_type(self, model: dict[str, Any]) -> None:
         control_type, ok = QInputDialog.getItem(
             self,
-            "ControlNet control type",
-            f"'{model['name']}' is a ControlNet, but its weights do not say what its control image is.\n"
+            "Control type",
+            f"'{model['name']}' is {a_kind(model['kind'])}, but its weights do not say what its control image is.\n"
             "What does it take? (You can set it later with Set control type.)",
             list(CONTROL_TYPES),
             0,
@@ -384,7 +381,7 @@ class ModelsTab(QWidget):
         model = self.selected_model()
         self.remove_button.setEnabled(model is not None)
         self.default_button.setEnabled(model is not None and not model.get("is_default"))
-        is_controlnet = model is not None and model["kind"] == "controlnet"
+        is_controlnet = model is not None and model["kind"] in CONTROL_KINDS
         self.control_box.setEnabled(is_controlnet)
         self.control_button.setEnabled(is_controlnet)
         if is_controlnet and model is not None and model.get("control_type") in CONTROL_TYPES:

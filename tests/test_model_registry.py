@@ -193,7 +193,7 @@ def test_add_refusals_leave_the_registry_unchanged(registry, tmp_path):
         registry.add(mf.sd15_ckpt_pickle(tmp_path / "old.ckpt"))
     with pytest.raises(ModelFileError, match="not an IP-Adapter"):
         registry.add(mf.sd15_checkpoint(tmp_path / "base.safetensors"), kind="ip-adapter")
-    with pytest.raises(LibraryError, match="ControlNets only"):
+    with pytest.raises(LibraryError, match="ControlNets and T2I-Adapters only"):
         registry.add(mf.kohya_lora_sd15(tmp_path / "l.safetensors"), control_type="depth")
     with pytest.raises(LibraryError, match="single-file checkpoints and ControlNets only"):
         registry.add(mf.kohya_lora_sd15(tmp_path / "l.safetensors"), config_dir=tmp_path)

@@ -189,9 +189,3 @@ def test_settings_are_stored_for_the_worker_and_read_back(qtbot, context, tmp_pa
     assert ini_settings(tmp_path).value("library/path") is None
 
 
-def test_the_pages_control_types_are_the_registrys():
-    # The page keeps its own copy (core.models.inspection may import torch, which the GUI never does).
-    from core.models.kinds import CONTROL_TYPES as REGISTRY_CONTROL_TYPES
-    from studio.models_page import CONTROL_TYPES
-
-    assert CONTROL_TYPES == REGISTRY_CONTROL_TYPES

@@ -2,6 +2,7 @@
 
 pipeline_cache.py        warm pipelines within the memory budget; LoRA, IP-Adapter, ControlNet attached
 runner.py                one render: modes, identities, controls, regions, detail passes
+t2i_adapters.py          T2I-Adapters loaded, their features fed to the UNet of the ordinary pipeline
 regions.py               regional prompts (attention masks per character)
 image_embeddings.py      reference images -> IP-Adapter / FaceID / InstantID embeddings
 single_file_loading.py   single-file checkpoints and ControlNets with the shipped configs, offline

@@ -5,11 +5,12 @@ checkpoint for each would cost seconds to minutes, so the cache keeps models loa
 only what differs between requests:
 - LoRAs stay attached as named peft adapters; a request re-weights or disables them;
 - IP-Adapter weights are read from disk once and re-attached from memory when the set changes;
-- ControlNets are loaded once and joined to the base through `from_pipe`, which shares modules.
+- ControlNets are loaded once and joined to the base through `from_pipe`, which shares modules;
+- T2I-Adapters are loaded once and held beside them (core/engine/t2i_adapters.py feeds the UNet).
 `load_counts` records every read of a model from disk, so tests and benchmarks can prove it.
 
 A long session must not pile up every model it ever used: beyond the memory budget
-(core/common/memory_budget.py) the least recently used bases, ControlNets and LoRA adapters that the
+(core/common/memory_budget.py) the least recently used bases, ControlNets, T2I-Adapters and LoRA adapters that the
 current request does not need are unloaded. Running out of memory while loading unloads all of
 those and tries once more, so one failed load does not leave every later job failing too.
 """
@@ -31,6 +32,7 @@ import torch
 from core.common.memory_budget import out_of_memory_line
 from core.engine import single_file_loading
 from core.engine.devices import DeviceChoice
+from core.engine.t2i_adapters import AdapterError, load_t2i_adapter
 from storage.errors import LibraryError
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class _HeldLora:
 
 @dataclass
 class _HeldControlNet:
+    """A ControlNet or T2I-Adapter, held once for every base it serves."""
+
     ref: WeightsRef
     model: Any
     size_bytes: int
@@ -119,6 +123,7 @@ class PipelineCache:
         self._bases: dict[str, _BaseEntry] = {}
         self._ip_state_dicts: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
         self._controlnets: dict[str, _HeldControlNet] = {}
+        self._t2i_adapters: dict[str, _HeldControlNet] = {}
         self._uses = itertools.count()  # a use order, not a clock: ties and clock steps cannot reorder it
         self._in_use: set[tuple[str, ...]] = set()
 
@@ -130,14 +135,17 @@ class PipelineCache:
         ip_adapters: Sequence[WeightsRef] = (),
         controlnets: Sequence[WeightsRef] = (),
         mode: str = "txt2img",
+        t2i_adapters: Sequence[WeightsRef] = (),
     ):
         """The pipeline with exactly these extras attached, reusing everything already loaded.
-        `mode` is txt2img, img2img (a start image) or inpaint (a start image and a mask)."""
+        `mode` is txt2img, img2img (a start image) or inpaint (a start image and a mask).
+        T2I-Adapters are loaded (and kept from eviction) here; `t2i_adapter_model` hands them out."""
         if mode not in PIPELINE_CLASSES:
             raise ValueError(f"unknown pipeline mode {mode}")
         # Making room for one part of a request must never unload another part of it.
         self._in_use = {("base", base.sha256)}
         self._in_use |= {("controlnet", ref.sha256) for ref in controlnets}
+        self._in_use |= {("t2i-adapter", ref.sha256) for ref in t2i_adapters}
         self._in_use |= {("lora", base.sha256, _adapter_name(ref)) for ref, _ in loras}
         entry = self._base(base)
         # The runner asks for inpaint mode whenever the ref says inpainting; a caller that does not
@@ -151,6 +159,8 @@ class PipelineCache:
         self._apply_ip_adapters(entry, list(ip_adapters))
         self._apply_loras(entry, list(loras))
         pipe = self._in_mode(entry, list(controlnets), mode)
+        for ref in t2i_adapters:
+            self.t2i_adapter_model(ref)
         entry.last_used = next(self._uses)
         return pipe, entry.family, entry.scheduler_config
 
@@ -160,15 +170,19 @@ class PipelineCache:
     def loaded_controlnets(self) -> list[str]:
         return list(self._controlnets)
 
+    def loaded_t2i_adapters(self) -> list[str]:
+        return list(self._t2i_adapters)
+
     def resident_bytes(self) -> int:
-        """The bytes of every model held now (bases with their adapters, ControlNets)."""
+        """The bytes of every model held now (bases with their adapters, ControlNets, T2I-Adapters)."""
         bases = sum(e.size_bytes + e.ip_bytes + sum(lora.size_bytes for lora in e.loras.values()) for e in self._bases.values())
-        return bases + sum(c.size_bytes for c in self._controlnets.values())
+        return bases + sum(c.size_bytes for c in (*self._controlnets.values(), *self._t2i_adapters.values()))
 
     def held(self) -> dict[str, Any]:
         """What is loaded, most recently used first, as JSON: the worker publishes it for the studio."""
         bases = sorted(self._bases.values(), key=lambda e: -e.last_used)
         controlnets = sorted(self._controlnets.values(), key=lambda c: -c.last_used)
+        t2i_adapters = sorted(self._t2i_adapters.values(), key=lambda c: -c.last_used)
         return {
             "device": self.device.device,
             "budget_bytes": self.memory_budget_bytes,
@@ -184,11 +198,13 @@ class PipelineCache:
                 for e in bases
             ],
             "controlnets": [{"name": c.ref.name, "bytes": c.size_bytes} for c in controlnets],
+            "t2i_adapters": [{"name": c.ref.name, "bytes": c.size_bytes} for c in t2i_adapters],
         }
 
     def clear(self) -> None:
         self._bases.clear()
         self._controlnets.clear()
+        self._t2i_adapters.clear()
         self._ip_state_dicts.clear()
         free_memory()
 
@@ -287,6 +303,9 @@ class PipelineCache:
         for key, held in self._controlnets.items():
             if ("controlnet", key) not in self._in_use:
                 yield held.last_used, f"ControlNet '{held.ref.name}'", partial(self._unload_controlnet, key)
+        for key, held in self._t2i_adapters.items():
+            if ("t2i-adapter", key) not in self._in_use:
+                yield held.last_used, f"T2I-Adapter '{held.ref.name}'", partial(self._t2i_adapters.pop, key, None)
 
     def _unload_lora(self, entry: _BaseEntry, adapter: str) -> None:
         if self._bases.get(entry.ref.sha256) is not entry or adapter not in entry.loras:
@@ -462,6 +481,27 @@ class PipelineCache:
                 model = ControlNetModel.from_pretrained(str(ref.path), **options)
         except (OSError, ValueError, KeyError, RuntimeError, LibraryError) as exc:
             raise EngineError(f"cannot load ControlNet '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
+        self.load_counts[ref.name] += 1
+        return model.to(self.device.device)
+
+    # -- T2I-Adapters -----------------------------------------------------------------------
+    def t2i_adapter_model(self, ref: WeightsRef):
+        held = self._t2i_adapters.get(ref.sha256)
+        if held is None:
+            self._evict_for(weights_bytes_on_disk(ref.path))
+            model = self._loading(f"T2I-Adapter '{ref.name}'", lambda: self._load_t2i_adapter(ref))
+            held = self._t2i_adapters[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
+            self._evict_for(0)  # the size on disk was only an estimate
+        held.last_used = next(self._uses)
+        return held.model
+
+    def _load_t2i_adapter(self, ref: WeightsRef):
+        try:
+            model = load_t2i_adapter(ref.path, ref.name, self.device.dtype)
+        except AdapterError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, LibraryError) as exc:
+            raise EngineError(f"cannot load T2I-Adapter '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
         self.load_counts[ref.name] += 1
         return model.to(self.device.device)
 

@@ -26,6 +26,7 @@ from core.engine.pipeline_cache import EngineError, MemoryOptions, PipelineCache
 from core.engine.preview import latents_to_preview
 from core.engine.regions import RegionTensors, regional_prompts
 from core.engine.samplers import guidance_rescale_for, make_scheduler
+from core.engine.t2i_adapters import AdapterFeatures, adapter_features, adapter_residuals, check_fits
 from core.generation.request import GenerationRequest
 
 
@@ -46,7 +47,7 @@ class IdentityPlan:
 
 @dataclass(frozen=True)
 class ControlPlan:
-    model: WeightsRef
+    model: WeightsRef  # a ControlNet, or a T2I-Adapter (kind "t2i-adapter"), which feeds the UNet instead
     image: Image.Image
     scale: float = 1.0
     start: float = 0.0
@@ -135,12 +136,14 @@ class Engine:
             mode = "inpaint"
         else:
             mode = "img2img" if plan.init_image is not None else "txt2img"
+        controlnets, adapters = _split_controls(plan.controls)
         pipe, family, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
             loras=list(plan.loras),
             ip_adapters=[identity.adapter for identity in plan.identities],
-            controlnets=[control.model for control in plan.controls],
+            controlnets=[control.model for control in controlnets],
             mode=mode,
+            t2i_adapters=[control.model for control in adapters],
         )
         arguments = _base_arguments(pipe, request, scheduler_config, request.prompt, request.seed)
         if mode == "inpaint":
@@ -149,13 +152,14 @@ class Engine:
             arguments.update(image=plan.init_image.convert("RGB").resize((request.width, request.height)), strength=plan.strength)
         if plan.identities:
             arguments.update(self._identity_arguments(pipe, plan.identities, request))
-        if plan.controls:
-            arguments.update(_control_arguments(plan.controls, "image" if mode == "txt2img" else "control_image"))
+        if controlnets:
+            arguments.update(_control_arguments(controlnets, "image" if mode == "txt2img" else "control_image"))
         regions = self._region_tensors(pipe, plan.regions, request) if plan.regions else []
         latent_size = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
+        features = self._adapter_features(pipe, adapters, request)
         stage = Stage(progress, cancel, family, image_index, image_count, "image")
-        face_tokens = self._face_token_controlnets(pipe, plan.controls, arguments.get("ip_adapter_image_embeds", []))
-        with regional_prompts(pipe.unet, regions, latent_size, guided=request.cfg > 1.0), face_tokens:
+        face_tokens = self._face_token_controlnets(pipe, controlnets, arguments.get("ip_adapter_image_embeds", []))
+        with regional_prompts(pipe.unet, regions, latent_size, guided=request.cfg > 1.0), face_tokens, adapter_residuals(pipe, features):
             image = self._call(pipe, arguments, request, stage)
         for number, detail in enumerate(plan.details, 1):
             stage = Stage(progress, cancel, family, image_index, image_count, f"detail {number}/{len(plan.details)}")
@@ -182,13 +186,14 @@ class Engine:
         assert request.seed is not None  # a plan's request has its concrete seed
         identities = (detail.identity,) if detail.identity is not None else ()
         # Face-token ControlNets belong to the main pass's identity slots; the region pass keeps the pose.
-        pose_controls = tuple(control for control in plan.controls if control.identity is None)
+        pose_controls, adapters = _split_controls(tuple(control for control in plan.controls if control.identity is None))
         pipe, _, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
             loras=list(detail.loras),
             ip_adapters=[identity.adapter for identity in identities],
             controlnets=[control.model for control in pose_controls],
             mode="inpaint",
+            t2i_adapters=[control.model for control in adapters],
         )
         # A soft edge, so the repainted region blends into what surrounds it.
         soft = detail.mask.convert("L").filter(ImageFilter.GaussianBlur(max(1, request.width // 96)))
@@ -198,9 +203,21 @@ class Engine:
             arguments.update(self._identity_arguments(pipe, identities, request))
         if pose_controls:
             arguments.update(_control_arguments(pose_controls, "control_image"))
-        repainted = self._call(pipe, arguments, request, stage)
+        with adapter_residuals(pipe, self._adapter_features(pipe, adapters, request)):
+            repainted = self._call(pipe, arguments, request, stage)
         # The inpainting pipeline re-encodes the whole image; only the region may change.
         return Image.composite(repainted.convert("RGB"), image.convert("RGB"), soft)
+
+    def _adapter_features(self, pipe, adapters: tuple[ControlPlan, ...], request: GenerationRequest) -> list[AdapterFeatures]:
+        """Each T2I-Adapter's features of its control image, once per image (not per step)."""
+        found = []
+        for control in adapters:
+            model = self.pipelines.t2i_adapter_model(control.model)
+            features = adapter_features(model, control.model.name, control.image, control.scale, (request.width, request.height))
+            found.append(AdapterFeatures(control.model.name, features, control.start, control.end))
+        latent_size = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
+        check_fits(pipe.unet, latent_size, found)
+        return found
 
     @contextmanager
     def _face_token_controlnets(self, pipe, controls: tuple[ControlPlan, ...], identity_embeds: list) -> Iterator[None]:
@@ -358,6 +375,12 @@ def _whole_image_inpaint(plan: RenderPlan) -> dict:
     if plan.init_image is None:
         return {"image": Image.new("RGB", size, (128, 128, 128)), "mask_image": everything, "strength": 1.0}
     return {"image": plan.init_image.convert("RGB").resize(size), "mask_image": everything, "strength": plan.strength}
+
+
+def _split_controls(controls: tuple[ControlPlan, ...]) -> tuple[tuple[ControlPlan, ...], tuple[ControlPlan, ...]]:
+    """(ControlNets, T2I-Adapters): the pipeline takes the first, the UNet the second's features."""
+    adapters = tuple(control for control in controls if control.model.kind == "t2i-adapter")
+    return tuple(control for control in controls if control.model.kind != "t2i-adapter"), adapters
 
 
 def _control_arguments(controls: tuple[ControlPlan, ...], image_key: str) -> dict:

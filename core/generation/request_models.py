@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry
 from core.models.catalog import ModelCatalog, ModelRecord
-from storage.errors import LibraryError
+from core.models.kinds import CONTROL_KINDS, a_kind
+from storage.errors import LibraryError, NotFound
 
 
 class ModelRefused(LibraryError):
@@ -58,18 +59,31 @@ class RequestModels:
         return record
 
     def controlnet(self, entry: ControlEntry, base: ModelRecord) -> ModelRecord:
+        """The ControlNet or T2I-Adapter a control entry names; a control type (openpose...) takes
+        that type's ControlNet, else, when none is registered, that type's T2I-Adapter."""
         wanted = entry.model or entry.control_type
         if wanted is None:
-            raise ModelRefused("a control entry needs a ControlNet name or a control type (openpose, depth...)")
+            raise ModelRefused("a control entry needs a ControlNet or T2I-Adapter name, or a control type (openpose, depth...)")
         try:
             record = self.registry.get(wanted)
         except LibraryError:
-            # Not a registered name: read it as a control type and take that type's ControlNet.
-            record = self.registry.require_default("controlnet", family=base.family, control_type=wanted)
-        if record.kind != "controlnet":
-            raise ModelRefused(f"'{record.name}' is a {record.kind}, not a ControlNet")
+            # Not a registered name: read it as a control type and take that type's model.
+            record = self._control_of_type(wanted, base)
+        if record.kind not in CONTROL_KINDS:
+            raise ModelRefused(f"'{record.name}' is {a_kind(record.kind)}, not a ControlNet or T2I-Adapter (controls[].model)")
         self.registry.check_compatible(record, base)
         return record
+
+    def _control_of_type(self, control_type: str, base: ModelRecord) -> ModelRecord:
+        try:
+            return self.registry.require_default("controlnet", family=base.family, control_type=control_type)
+        except NotFound as no_controlnet:
+            # A T2I-Adapter serves only where no ControlNet of the type is registered: the
+            # ControlNet, where there is one, is what the user has been getting for this type.
+            try:
+                return self.registry.require_default("t2i-adapter", family=base.family, control_type=control_type)
+            except NotFound:
+                raise no_controlnet from None
 
     def identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
         """The named IP-Adapter, else the default one of the base's family that fits the method."""

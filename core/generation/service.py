@@ -270,7 +270,8 @@ class GenerationService:
             "base": UsedModel(base.name, self.registry.sha256_of(base), base.family, kind="checkpoint"),
             "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in (*loras, *detail_lora_records)),
             "ip_adapters": tuple(UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, "ip-adapter") for i in identities),
-            "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, "controlnet") for c in controls),
+            # T2I-Adapters too, in request order: the PNG names each control entry's model by index.
+            "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, c.model.kind) for c in controls),
         }
         return PreparedRequest(request, plan, characters, used, inputs.stored())
 

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from core.models import layouts as model_layouts
+from core.models import t2i_adapter_layouts as adapter_layouts
 from core.models.hashing import weight_files
 from core.models.kinds import (
+    CONTROL_KINDS,
     CONTROL_TYPES,
     FAMILY_NAMES,
     KIND_NAMES,
@@ -85,8 +87,8 @@ def inspect_model_path(
     if kind != "auto" and found.kind != kind:
         what = f"{FAMILY_NAMES[found.family]} {KIND_NAMES[found.kind]}" if found.family else KIND_NAMES[found.kind]
         raise refuse(path, f"the weights are {article(what)} {what}, not {article(KIND_NAMES[kind])} {KIND_NAMES[kind]}")
-    if found.kind == "controlnet":
-        found.details.update(_control_type(path, control_type))
+    if found.kind in CONTROL_KINDS:
+        found.details.update(_control_type(path, control_type, found.details.get("adapter_type")))
     return found
 
 
@@ -98,6 +100,8 @@ def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
         found = _ip_adapter(path, index)
     elif layout := model_layouts.controlnet_layout(index):
         found = _controlnet_file(path, index, layout)
+    elif adapter_layout := adapter_layouts.t2i_adapter_layout(index.shapes):
+        found = _t2i_adapter_file(path, index, adapter_layout)
     elif index.has_prefix("model.diffusion_model."):
         found = _checkpoint_file(path, index)
     elif _lora_format(index):
@@ -107,7 +111,7 @@ def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
     elif index.has("down_blocks.", "conv_in.", "encoder.down."):
         raise refuse(path, "one diffusers component (a UNet or VAE alone); register the whole diffusers folder")
     else:
-        raise refuse(path, "not a checkpoint, LoRA, ControlNet, IP-Adapter or image encoder this app knows")
+        raise refuse(path, "not a checkpoint, LoRA, ControlNet, T2I-Adapter, IP-Adapter or image encoder this app knows")
     if index.pickle:
         found.details["pickle"] = True
     return found
@@ -240,7 +244,8 @@ _CONTROL_WORDS = (
     ("instantid", "instantid"), ("identitynet", "instantid"),
     ("ip2p", "ip2p"), ("inpaint", "inpaint"), ("openpose", "openpose"), ("depth", "depth"),
     ("canny", "canny"), ("lineart", "lineart"), ("scribble", "scribble"), ("softedge", "softedge"),
-    ("normal", "normal"), ("mlsd", "mlsd"), ("tile", "tile"),
+    ("normal", "normal"), ("mlsd", "mlsd"), ("tile", "tile"), ("sketch", "sketch"),
+    ("colour", "color"), ("color", "color"),
 )  # fmt: skip
 # Short words only count as whole words: "seg" is inside "segment", "hed" inside "cached".
 _CONTROL_TOKENS = {"pose": "openpose", "seg": "seg", "hed": "softedge", "pidi": "softedge"}
@@ -270,12 +275,15 @@ def guess_control_type(path: Path) -> str | None:
     return None
 
 
-def _control_type(path: Path, given: str | None) -> dict[str, Any]:
+def _control_type(path: Path, given: str | None, adapter_type: str | None = None) -> dict[str, Any]:
     if given is not None:
         if given not in CONTROL_TYPES:
             raise ModelFileError(f"unknown control type '{given}'; use one of: {', '.join(CONTROL_TYPES)}")
         return {"control_type": given, "control_type_source": "given"}
     guessed = guess_control_type(path)
+    if guessed is None and adapter_type == "light_adapter":
+        # TencentARC's only light adapter is the colour one (a palette downscaled to blocks).
+        return {"control_type": "color", "control_type_source": "guessed from architecture (light adapter)"}
     return {"control_type": guessed, "control_type_source": "guessed from name" if guessed else "unknown"}
 
 
@@ -298,6 +306,38 @@ def _controlnet_file(path: Path, index: TensorIndex, layout: str) -> ModelInspec
         "architecture": model_layouts.describe_signature(signature),
     }
     return ModelInspection("controlnet", family, "diffusers" if layout == "diffusers" else "single-file", details)
+
+
+# -- T2I-Adapter --------------------------------------------------------------------------
+def _t2i_adapter_file(path: Path, index: TensorIndex, layout: str) -> ModelInspection:
+    try:
+        config = adapter_layouts.adapter_config(index.shapes, layout)
+    except adapter_layouts.AdapterLayoutError as exc:
+        raise refuse(path, str(exc)) from None
+    family = _family_from_metadata(path, index.metadata) or adapter_layouts.ADAPTER_FAMILY[config["adapter_type"]]
+    return ModelInspection("t2i-adapter", family, "diffusers" if layout == "diffusers" else "single-file", _t2i_details(config, layout))
+
+
+def _t2i_adapter_folder(path: Path, config: dict[str, Any]) -> ModelInspection:
+    adapter_type = config.get("adapter_type", "full_adapter")
+    if adapter_type not in adapter_layouts.ADAPTER_FAMILY:
+        raise refuse(path, f"a T2IAdapter of type '{adapter_type}'; only full_adapter, full_adapter_xl and light_adapter are known")
+    weights = sorted(path.glob("diffusion_pytorch_model*.safetensors")) or sorted(path.glob("diffusion_pytorch_model*.bin"))
+    if not weights:
+        raise refuse(path, "a T2IAdapter config without its weights (diffusion_pytorch_model.safetensors)")
+    if weights[0].suffix == ".safetensors":
+        keys = read_tensor_index(weights[0]).shapes
+        if not any(k.startswith(adapter_layouts.DIFFUSERS_PREFIX) for k in keys):
+            raise refuse(weights[0], "holds no adapter.* tensors, so it is no T2IAdapter's weights")
+    wanted = ("in_channels", "channels", "num_res_blocks", "downscale_factor")
+    details_config = {"adapter_type": adapter_type, **{k: config[k] for k in wanted if k in config}}
+    return ModelInspection(
+        "t2i-adapter", adapter_layouts.ADAPTER_FAMILY[adapter_type], "diffusers", _t2i_details(details_config, "diffusers")
+    )
+
+
+def _t2i_details(config: dict[str, Any], layout: str) -> dict[str, Any]:
+    return {**config, "layout": layout, "architecture": adapter_layouts.describe_adapter(config)}
 
 
 # -- IP-Adapter ---------------------------------------------------------------------------
@@ -377,6 +417,8 @@ def _inspect_folder(path: Path, allow_pickle: bool) -> ModelInspection:
         config = read_json(path / "config.json")
         if config.get("_class_name") == "ControlNetModel":
             found = _controlnet_folder(path, config)
+        elif config.get("_class_name") == "T2IAdapter":
+            found = _t2i_adapter_folder(path, config)
         elif "ControlNet" in str(config.get("_class_name", "")):
             raise refuse(path, f"a {config['_class_name']}; only ControlNetModel (SD 1.5 / SDXL) folders can be used")
         elif config.get("model_type") == "clip_vision_model" or "CLIPVisionModelWithProjection" in config.get("architectures", []):

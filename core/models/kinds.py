@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("checkpoint", "lora", "controlnet", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
+KINDS = ("checkpoint", "lora", "controlnet", "t2i-adapter", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
 FAMILIES = ("sd15", "sdxl")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
 KIND_NAMES = {
-    "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet",
+    "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet", "t2i-adapter": "T2I-Adapter",
     "ip-adapter": "IP-Adapter", "image-encoder": "image encoder", "pose-estimator": "pose estimator",
     "face-models": "face-models folder",
 }  # fmt: skip
@@ -20,7 +20,10 @@ CONTROL_TYPES = (
     "openpose", "depth", "canny", "lineart", "scribble", "softedge",
     "normal", "seg", "tile", "mlsd", "ip2p", "inpaint",
     "instantid",  # InstantID's IdentityNet: fed face keypoints and face tokens
+    "sketch", "color",  # T2I-Adapter's: a 1-channel sketch, a colour palette downscaled to blocks
 )  # fmt: skip
+# Kinds fed a control image, each with its control type: a request's control entry names either.
+CONTROL_KINDS = ("controlnet", "t2i-adapter")
 
 
 # What a family renders best out of the box; a checkpoint's own size (core.models.inspection's

@@ -15,7 +15,7 @@ from core.models import layouts as model_layouts
 from core.models.catalog import ADD_ONS, IncompatibleModel, ModelCatalog, ModelRecord  # noqa: F401 - re-exported
 from core.models.hashing import path_signature, sha256_of_path
 from core.models.inspection import ModelInspection, inspect_model_path
-from core.models.kinds import CONTROL_TYPES, FAMILY_NAMES, KIND_NAMES, a_kind
+from core.models.kinds import CONTROL_KINDS, CONTROL_TYPES, FAMILY_NAMES, KIND_NAMES, a_kind
 from core.models.weights_files import ModelFileError
 from storage import models as model_store
 from storage.errors import Conflict, LibraryError
@@ -55,8 +55,8 @@ class ModelRegistry(ModelCatalog):
         """What `create` records of the file at `target` (absolute): it inspected and hashed, done
         outside any transaction because hashing takes a while."""
         inspection = inspect_model_path(target, kind, allow_pickle, control_type=control_type)
-        if control_type is not None and inspection.kind != "controlnet":
-            raise LibraryError(f"--control-type applies to ControlNets only; {target} is {a_kind(inspection.kind)}")
+        if control_type is not None and inspection.kind not in CONTROL_KINDS:
+            raise LibraryError(f"--control-type applies to ControlNets and T2I-Adapters only; {target} is {a_kind(inspection.kind)}")
         details = {"format": inspection.format, **inspection.details}
         found_control = details.pop("control_type", None)
         if config_dir is not None:
@@ -127,8 +127,8 @@ class ModelRegistry(ModelCatalog):
             raise LibraryError(f"unknown control type '{control_type}'; use one of: {', '.join(CONTROL_TYPES)}")
         with self.db.writing() as session:
             model = model_store.find_model(session, name)
-            if model.kind != "controlnet":
-                raise LibraryError(f"'{name}' is {a_kind(model.kind)}; only ControlNets have a control type")
+            if model.kind not in CONTROL_KINDS:
+                raise LibraryError(f"'{name}' is {a_kind(model.kind)}; only ControlNets and T2I-Adapters have a control type")
             if model.control_type != control_type:
                 # It was the default for its old type; it joins the new type as a candidate.
                 model.is_default = False
