@@ -56,8 +56,8 @@ def register(tree: CommandTree) -> None:
         "--control",
         action="append",
         default=[],
-        metavar="MODEL=IMAGE[:SCALE]",
-        help="MODEL: a ControlNet or T2I-Adapter name, or a control type",
+        metavar="MODEL[:TYPE]=IMAGE[:SCALE]",
+        help="MODEL: a ControlNet or T2I-Adapter name, or a control type; TYPE: the image's type, for a union ControlNet",
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int, help="default: the base's (30 for SD 1.5 and SDXL)")

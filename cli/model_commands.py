@@ -49,7 +49,9 @@ def model_add(catalog: Catalog, args, out: Output) -> None:
     )
     assert record.sha256 is not None  # add() hashes what it registers
     text = f"Registered {describe(record)} as '{record.name}' ({record.details.get('format')}, sha256 {record.sha256[:12]}...)"
-    if record.kind in CONTROL_KINDS and record.control_type is None:
+    if record.details.get("union"):
+        text += f"\n  a union ControlNet ({', '.join(record.details.get('control_modes', []))}): `--control {record.name}:TYPE=IMAGE`"
+    elif record.kind in CONTROL_KINDS and record.control_type is None:
         text += "\n  its control type is unknown: set it with `model set-control-type NAME TYPE`"
     out.emit(record.to_json(), text)
 

@@ -48,6 +48,17 @@ COLUMNS = ("Name", "Kind", "Family", "Control type", "Default", "Size", "SHA-256
 MAX_MESSAGES = 200
 
 
+def is_union(model: dict[str, Any]) -> bool:
+    """A ControlNet Union / ProMax: one model, several control types, none set by the user."""
+    return bool((model.get("details") or {}).get("union"))
+
+
+def control_type_text(model: dict[str, Any]) -> str:
+    if is_union(model):
+        return "union: " + ", ".join((model.get("details") or {}).get("control_types") or [])
+    return model.get("control_type") or ("? (set it)" if model["kind"] in CONTROL_KINDS else "")
+
+
 def size_text(size: int | None) -> str:
     if size is None:
         return "?"
@@ -170,7 +181,7 @@ class ModelsTab(QWidget):
                     model.get("family") or "",
                     "unknown" if model["kind"] in ("checkpoint", "lora", "controlnet", "t2i-adapter", "ip-adapter") else "",
                 ),
-                model.get("control_type") or ("? (set it)" if model["kind"] in CONTROL_KINDS else ""),
+                control_type_text(model),
                 "yes" if model.get("is_default") else ("only one" if only_one else ""),
                 size_text(model.get("size")),
                 (model.get("sha256") or "")[:12],
@@ -265,7 +276,7 @@ class ModelsTab(QWidget):
         self.say(
             f"Registered {Path(job.path).name} as '{model['name']}': {describe(model)} ({model.get('details', {}).get('format')}, sha256 {sha}…)"
         )
-        if model["kind"] in CONTROL_KINDS and not model.get("control_type"):
+        if model["kind"] in CONTROL_KINDS and not model.get("control_type") and not is_union(model):
             self._ask_control_type(model)
         self._add_next()
 
@@ -381,7 +392,7 @@ class ModelsTab(QWidget):
         model = self.selected_model()
         self.remove_button.setEnabled(model is not None)
         self.default_button.setEnabled(model is not None and not model.get("is_default"))
-        is_controlnet = model is not None and model["kind"] in CONTROL_KINDS
+        is_controlnet = model is not None and model["kind"] in CONTROL_KINDS and not is_union(model)
         self.control_box.setEnabled(is_controlnet)
         self.control_button.setEnabled(is_controlnet)
         if is_controlnet and model is not None and model.get("control_type") in CONTROL_TYPES:

@@ -189,3 +189,12 @@ def test_settings_are_stored_for_the_worker_and_read_back(qtbot, context, tmp_pa
     assert ini_settings(tmp_path).value("library/path") is None
 
 
+def test_a_union_controlnet_lists_its_control_types_and_is_not_asked_for_one():
+    from studio.models_page import control_type_text, is_union
+
+    union = {"kind": "controlnet", "control_type": None, "details": {"union": True, "control_types": ["openpose", "depth"]}}
+    plain = {"kind": "controlnet", "control_type": None, "details": {}}
+    assert is_union(union) and not is_union(plain)
+    assert control_type_text(union) == "union: openpose, depth"
+    assert control_type_text(plain) == "? (set it)"
+    assert control_type_text({"kind": "t2i-adapter", "control_type": "sketch", "details": {}}) == "sketch"

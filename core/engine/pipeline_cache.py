@@ -6,6 +6,8 @@ only what differs between requests:
 - LoRAs stay attached as named peft adapters; a request re-weights or disables them;
 - IP-Adapter weights are read from disk once and re-attached from memory when the set changes;
 - ControlNets are loaded once and joined to the base through `from_pipe`, which shares modules;
+  a union ControlNet (xinsir's Union, ProMax) is held once however many control types it serves,
+  in diffusers' union pipelines, which take no other ControlNet beside it;
 - T2I-Adapters are loaded once and held beside them (core/engine/t2i_adapters.py feeds the UNet).
 `load_counts` records every read of a model from disk, so tests and benchmarks can prove it.
 
@@ -52,6 +54,8 @@ class WeightsRef:
     # A 9-channel UNet (image latents, mask, masked image): every pass goes through an inpainting
     # pipeline. Read from the registry record, so choosing a pipeline never needs a load first.
     inpainting: bool = False
+    # A union ControlNet (xinsir's Union, ProMax): several control images in one call, each with its mode.
+    union: bool = False
 
     @property
     def is_single_file(self) -> bool:
@@ -446,7 +450,10 @@ class PipelineCache:
             import diffusers
 
             controlled = bool(controlnets)
-            pipeline_class = getattr(diffusers, PIPELINE_CLASSES[mode][(entry.family, controlled)])
+            if any(ref.union for ref in controlnets):
+                pipeline_class = getattr(diffusers, self._union_pipeline(entry, controlnets, mode))
+            else:
+                pipeline_class = getattr(diffusers, PIPELINE_CLASSES[mode][(entry.family, controlled)])
             extra = {}
             if controlled:
                 models = [self._controlnet(ref) for ref in controlnets]
@@ -456,6 +463,20 @@ class PipelineCache:
             pipe.set_progress_bar_config(disable=True)
             entry.mode_pipes[key] = pipe
         return entry.mode_pipes[key]
+
+    @staticmethod
+    def _union_pipeline(entry: _BaseEntry, controlnets: list[WeightsRef], mode: str) -> str:
+        """diffusers' union pipelines take one union ControlNet, which takes every control image at once."""
+        union = next(ref for ref in controlnets if ref.union)
+        if len(controlnets) > 1:
+            other = next(ref for ref in controlnets if ref is not union)
+            raise EngineError(
+                f"union ControlNet '{union.name}' cannot run beside ControlNet '{other.name}' in one render; "
+                f"give the union model every control image instead (controls[].model)"
+            )
+        if entry.family != "sdxl":
+            raise EngineError(f"union ControlNet '{union.name}' needs an SDXL checkpoint; '{entry.ref.name}' is {entry.family}")
+        return UNION_PIPELINE_CLASSES[mode]
 
     def controlnet_model(self, ref: WeightsRef):
         return self._controlnet(ref)
@@ -471,11 +492,16 @@ class PipelineCache:
         return held.model
 
     def _load_controlnet(self, ref: WeightsRef):
-        from diffusers import ControlNetModel
+        from diffusers import ControlNetModel, ControlNetUnionModel
 
         options = {"torch_dtype": self.device.dtype, "local_files_only": True}
         try:
-            if ref.is_single_file:
+            if ref.union and ref.is_single_file:
+                model = single_file_loading.union_controlnet_from_file(ref.path, ref.config_dir, self.device.dtype)
+            elif ref.union:
+                # xinsir's folders say ControlNetModel in their config; the union class reads them whole.
+                model = ControlNetUnionModel.from_pretrained(str(ref.path), **options)
+            elif ref.is_single_file:
                 model = single_file_loading.controlnet_from_file(ref.path, ref.config_dir, self.device.dtype)
             else:
                 model = ControlNetModel.from_pretrained(str(ref.path), **options)
@@ -528,6 +554,13 @@ PIPELINE_CLASSES = {
         ("sdxl", False): "StableDiffusionXLInpaintPipeline",
         ("sdxl", True): "StableDiffusionXLControlNetInpaintPipeline",
     },
+}
+
+# A union ControlNet's, per mode: SDXL only (xinsir's are the only ones).
+UNION_PIPELINE_CLASSES = {
+    "txt2img": "StableDiffusionXLControlNetUnionPipeline",
+    "img2img": "StableDiffusionXLControlNetUnionImg2ImgPipeline",
+    "inpaint": "StableDiffusionXLControlNetUnionInpaintPipeline",
 }
 
 

@@ -55,6 +55,8 @@ class ControlPlan:
     # InstantID's IdentityNet reads an identity's face tokens instead of the prompt: the index
     # of that identity in the plan, or None for an ordinary ControlNet.
     identity: int | None = None
+    # A union ControlNet's control mode for this image (xinsir's order: openpose 0, depth 1...).
+    mode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ class Engine:
             plan.base,
             loras=list(plan.loras),
             ip_adapters=[identity.adapter for identity in plan.identities],
-            controlnets=[control.model for control in controlnets],
+            controlnets=_controlnet_refs(controlnets),
             mode=mode,
             t2i_adapters=[control.model for control in adapters],
         )
@@ -191,7 +193,7 @@ class Engine:
             plan.base,
             loras=list(detail.loras),
             ip_adapters=[identity.adapter for identity in identities],
-            controlnets=[control.model for control in pose_controls],
+            controlnets=_controlnet_refs(pose_controls),
             mode="inpaint",
             t2i_adapters=[control.model for control in adapters],
         )
@@ -383,7 +385,26 @@ def _split_controls(controls: tuple[ControlPlan, ...]) -> tuple[tuple[ControlPla
     return tuple(control for control in controls if control.model.kind != "t2i-adapter"), adapters
 
 
+def _controlnet_refs(controls: tuple[ControlPlan, ...]) -> list[WeightsRef]:
+    """The ControlNets to attach: one per control, except a union ControlNet, once for all its images."""
+    refs: list[WeightsRef] = []
+    for control in controls:
+        if not (control.model.union and control.model in refs):
+            refs.append(control.model)
+    return refs
+
+
 def _control_arguments(controls: tuple[ControlPlan, ...], image_key: str) -> dict:
+    if any(control.model.union for control in controls):
+        # One union ControlNet (the pipeline cache allows no other beside it): every image in one
+        # call, each with its mode and its own scale, start and end.
+        return {
+            "control_image": [c.image for c in controls],
+            "control_mode": [c.mode for c in controls],
+            "controlnet_conditioning_scale": [c.scale for c in controls],
+            "control_guidance_start": [c.start for c in controls],
+            "control_guidance_end": [c.end for c in controls],
+        }
     if len(controls) == 1:
         control = controls[0]
         return {

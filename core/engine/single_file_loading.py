@@ -64,6 +64,35 @@ def controlnet_from_file(path: Path, config_dir: Path | None, dtype: torch.dtype
     return model.to(dtype)
 
 
+def union_controlnet_from_file(path: Path, config_dir: Path | None, dtype: torch.dtype):
+    """A ControlNetUnionModel from one file in xinsir's (= diffusers') layout. diffusers has no
+    from_single_file mapping for it: the model is built empty from the config (the shipped SDXL
+    union one, or the user's --config) with the sizes the file's shapes say, then given the file's
+    tensors, every one of them (strict: a missing or extra tensor is one line, not a silent drop)."""
+    from diffusers import ControlNetUnionModel
+
+    from core.models import controlnet_union_layouts as union_layouts
+
+    state = read_state_dict(path)
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    folder = config_dir or union_layouts.union_config_dir()
+    try:
+        config = union_layouts.union_config(dict(ControlNetUnionModel.load_config(str(folder), local_files_only=True)), shapes)
+    except ValueError as exc:
+        raise SingleFileError(f"{path}: {exc}") from None
+    with torch.device("meta"):
+        model = ControlNetUnionModel.from_config(config)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise SingleFileError(
+            f"{path}: does not fit the union ControlNet config {folder}: {first[1].strip() if len(first) > 1 else exc}"
+        ) from None
+    refuse_unloaded(path, model, f"its config {folder}")
+    return model.to(dtype).eval()
+
+
 def ldm_controlnet_to_diffusers(state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
     """diffusers' own converter, plus SDXL's added embedding (label_emb), which it has no names for."""
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint

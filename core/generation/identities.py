@@ -51,6 +51,7 @@ class IdentityResolver:
             family=record.family,
             config_dir=Path(config) if config else None,
             inpainting=bool(record.details.get("inpainting")) or record.details.get("variant") == "inpainting",
+            union=bool(record.details.get("union")),
         )
 
     def characters(self, request: GenerationRequest) -> ResolvedCharacters:

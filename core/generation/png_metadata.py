@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from core.generation.request import GenerationRequest
+from core.models.controlnet_union_layouts import MODE_NAMES
 
 APP_CHUNK = "character-studio"
 A1111_CHUNK = "parameters"
@@ -28,6 +29,8 @@ class UsedModel:
     family: str | None = None
     weight: float | None = None
     kind: str | None = None
+    # A union ControlNet's control mode for this entry, as xinsir names it ("openpose", "depth"...).
+    control_mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -87,6 +90,8 @@ def a1111_parameters(meta: ImageMetadata) -> str:
         details = f"Model: {control.name} [{control.sha256[:8]}], Weight: {control.weight:g}"
         if entry is not None:
             details += f", Guidance Start: {entry.start:g}, Guidance End: {entry.end:g}"
+        if control.control_mode is not None:
+            details += f", Union Mode: {control.control_mode}"
         settings.append((f"ControlNet {index}", _quoted(details)))
     if meta.loras:
         settings.append(("Lora hashes", _quoted(", ".join(f"{m.name}: {m.sha256[:12]}" for m in meta.loras))))
@@ -95,6 +100,13 @@ def a1111_parameters(meta: ImageMetadata) -> str:
     settings.append(("Version", f"character-studio {meta.app_version}".strip()))
     lines.append(", ".join(f"{key}: {value}" for key, value in settings))
     return "\n".join(lines)
+
+
+def union_mode_name(mode: int | None) -> str | None:
+    """A union ControlNet's mode index as the PNG names it; None for any other control."""
+    if mode is None:
+        return None
+    return MODE_NAMES[mode] if mode < len(MODE_NAMES) else f"mode {mode}"
 
 
 def _quoted(text: str) -> str:

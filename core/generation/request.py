@@ -272,10 +272,12 @@ def parse_lora(text: str) -> LoraEntry:
 
 
 def parse_control(text: str) -> ControlEntry:
-    """`MODEL=IMAGE[:SCALE]`; MODEL may be a registered name or a control type (openpose...)."""
+    """`MODEL[:TYPE]=IMAGE[:SCALE]`; MODEL may be a registered name or a control type (openpose...);
+    TYPE says which control type the image is, for a union ControlNet that serves several."""
     model, sep, rest = text.partition("=")
+    model, _, control_type = model.partition(":")
     if not sep or not model or not rest:
-        raise RequestError(f"control must look like MODEL=IMAGE[:SCALE], got '{text}'")
+        raise RequestError(f"control must look like MODEL[:TYPE]=IMAGE[:SCALE], got '{text}'")
     image, scale = rest, 1.0
     head, colon, tail = rest.rpartition(":")
     if colon and head:
@@ -283,4 +285,4 @@ def parse_control(text: str) -> ControlEntry:
             image, scale = head, float(tail)
         except ValueError:
             image = rest
-    return ControlEntry(image=image, model=model, scale=scale)
+    return ControlEntry(image=image, model=model, control_type=control_type or None, scale=scale)

@@ -11,6 +11,7 @@ night. Light on purpose (no torch): the GUI process queues through this module.
 from __future__ import annotations
 
 from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry
+from core.models import controlnet_union_layouts as union_layouts
 from core.models.catalog import ModelCatalog, ModelRecord
 from core.models.kinds import CONTROL_KINDS, a_kind
 from storage.errors import LibraryError, NotFound
@@ -40,10 +41,25 @@ class RequestModels:
                 self.lora(entry.model, base)
         for identity in request.identities:
             self.identity_adapter(identity, base)
+        controlnets = []
         for control in request.controls:
             if control.identity is None:  # InstantID's IdentityNet entries come with their adapter
-                self.controlnet(control, base)
+                record = self.controlnet(control, base)
+                self.control_type(control, record)
+                controlnets += [record] if record.kind == "controlnet" else []
+        self._one_union_alone(controlnets)
         return base
+
+    @staticmethod
+    def _one_union_alone(controlnets: list[ModelRecord]) -> None:
+        """diffusers' union pipelines take one union ControlNet and no other ControlNet beside it."""
+        union = next((r for r in controlnets if r.details.get("union")), None)
+        other = next((r for r in controlnets if union is not None and r.name != union.name), None)
+        if union is not None and other is not None:
+            raise ModelRefused(
+                f"union ControlNet '{union.name}' cannot run beside ControlNet '{other.name}'; "
+                f"give the union model every control image instead (controls[].model)"
+            )
 
     def base(self, name: str | None) -> ModelRecord:
         record = self.registry.get(name) if name else self.registry.require_default("checkpoint")
@@ -60,7 +76,8 @@ class RequestModels:
 
     def controlnet(self, entry: ControlEntry, base: ModelRecord) -> ModelRecord:
         """The ControlNet or T2I-Adapter a control entry names; a control type (openpose...) takes
-        that type's ControlNet, else, when none is registered, that type's T2I-Adapter."""
+        that type's ControlNet, else, when none is registered, a union ControlNet with a mode for
+        the type, else that type's T2I-Adapter."""
         wanted = entry.model or entry.control_type
         if wanted is None:
             raise ModelRefused("a control entry needs a ControlNet or T2I-Adapter name, or a control type (openpose, depth...)")
@@ -74,12 +91,37 @@ class RequestModels:
         self.registry.check_compatible(record, base)
         return record
 
+    def control_type(self, entry: ControlEntry, record: ModelRecord) -> str | None:
+        """The control type the entry's image is: the model's own, or for a union ControlNet the
+        entry's (its control_type, else the type its model field named), which must be one of the
+        union model's modes."""
+        if not record.details.get("union"):
+            return record.control_type
+        wanted = entry.control_type or (entry.model if entry.model != record.name else None)
+        served = ", ".join(record.details.get("control_types", []))
+        if wanted is None:
+            raise ModelRefused(
+                f"union ControlNet '{record.name}' serves several control types ({served}); say which this image is (controls[].control_type)"
+            )
+        if union_layouts.control_mode(wanted, record.details) is None:
+            raise ModelRefused(
+                f"union ControlNet '{record.name}' has no control mode for '{wanted}'; it serves {served} (controls[].control_type)"
+            )
+        return wanted
+
     def _control_of_type(self, control_type: str, base: ModelRecord) -> ModelRecord:
         try:
             return self.registry.require_default("controlnet", family=base.family, control_type=control_type)
         except NotFound as no_controlnet:
-            # A T2I-Adapter serves only where no ControlNet of the type is registered: the
-            # ControlNet, where there is one, is what the user has been getting for this type.
+            # A union ControlNet, then a T2I-Adapter, serve only where no ControlNet of the type is
+            # registered: the ControlNet, where there is one, is what the user has been getting.
+            unions = [
+                r
+                for r in self.registry.list(kind="controlnet", family=base.family)
+                if r.details.get("union") and union_layouts.control_mode(control_type, r.details) is not None
+            ]
+            if unions:
+                return next((r for r in unions if r.is_default), unions[0])
             try:
                 return self.registry.require_default("t2i-adapter", family=base.family, control_type=control_type)
             except NotFound:

@@ -25,11 +25,12 @@ from core.engine.runner import ControlPlan, DetailPlan, Engine, ProgressCallback
 from core.engine.samplers import UnknownSampler, canonical_sampler
 from core.generation.identities import IdentityResolver, ResolvedCharacters
 from core.generation.inputs import CACHE_DIRNAME, GenerationRefused, InputImages
-from core.generation.png_metadata import ImageMetadata, UsedModel, encode_png
+from core.generation.png_metadata import ImageMetadata, UsedModel, encode_png, union_mode_name
 from core.generation.queries import GenerationRecord, generation_record
 from core.generation.request import GenerationRequest, IdentityEntry, RequestError
 from core.generation.request_models import RequestModels
 from core.identity.consistency import CharacterScore, ClipScorer, ConsistencyReport, FaceScorer, ScoredRegion
+from core.models import controlnet_union_layouts as union_layouts
 from core.models.registry import ModelRegistry
 from storage import generations as generation_store
 from storage.errors import LibraryError
@@ -225,9 +226,13 @@ class GenerationService:
         controls, stored_controls = [], []
         for control in (*request.controls, *self.identities.identity_net_controls(request, base)):
             model = self.models.controlnet(control, base)
+            control_type = self.models.control_type(control, model)
+            mode = union_layouts.control_mode(control_type, model.details) if model.details.get("union") else None
             image, stored_path = inputs.read(control.image, "control", size, "RGB", what="control image")
-            controls.append(ControlPlan(self.identities.ref(model), image, control.scale, control.start, control.end, control.identity))
-            stored_controls.append(replace(control, image=stored_path, model=model.name, control_type=model.control_type))
+            controls.append(
+                ControlPlan(self.identities.ref(model), image, control.scale, control.start, control.end, control.identity, mode)
+            )
+            stored_controls.append(replace(control, image=stored_path, model=model.name, control_type=control_type))
         regions, stored_regions = [], []
         for region in request.regions:
             mask, stored_path = inputs.read(region.mask, "mask", size, "L", what="region mask")
@@ -271,7 +276,9 @@ class GenerationService:
             "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in (*loras, *detail_lora_records)),
             "ip_adapters": tuple(UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, "ip-adapter") for i in identities),
             # T2I-Adapters too, in request order: the PNG names each control entry's model by index.
-            "controlnets": tuple(UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, c.model.kind) for c in controls),
+            "controlnets": tuple(
+                UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, c.model.kind, union_mode_name(c.mode)) for c in controls
+            ),
         }
         return PreparedRequest(request, plan, characters, used, inputs.stored())
 

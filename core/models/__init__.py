@@ -5,6 +5,7 @@ weights_files.py  reading .safetensors headers, pickles (when allowed) and confi
 onnx_files.py     ONNX pose estimators and face models told apart by their inputs and outputs
 layouts.py        single-file key layouts and the shipped configs they fit
 t2i_adapter_layouts.py  T2I-Adapter key layouts (diffusers, TencentARC's), renamed and configured from shapes
+controlnet_union_layouts.py  ControlNet Union / ProMax (xinsir): union keys, control modes, config from shapes
 inspection.py     what a file or folder is: kind, family, format and details, from its contents
 hashing.py        the sha256 a model is known by
 catalog.py        the registered models, read (light: the GUI and queue checks use it)

@@ -7,6 +7,9 @@ from key names, shapes, configs and training metadata. Only a ControlNet's contr
 read from weights: the caller gives it, or the name offers a guess that is recorded as a guess.
 ONNX pose estimators (.onnx files, or a folder of them) are told apart by their inputs and outputs,
 read with onnxruntime, imported only when such a file is inspected.
+A union ControlNet (xinsir's Union and ProMax) is a "controlnet" with details["union"]: one model,
+several control types, so it has no control type of its own (core.models.controlnet_union_layouts;
+ControlNet++ files are plain ControlNets, see there).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.models import controlnet_union_layouts as union_layouts
 from core.models import layouts as model_layouts
 from core.models import t2i_adapter_layouts as adapter_layouts
 from core.models.hashing import weight_files
@@ -87,7 +91,11 @@ def inspect_model_path(
     if kind != "auto" and found.kind != kind:
         what = f"{FAMILY_NAMES[found.family]} {KIND_NAMES[found.kind]}" if found.family else KIND_NAMES[found.kind]
         raise refuse(path, f"the weights are {article(what)} {what}, not {article(KIND_NAMES[kind])} {KIND_NAMES[kind]}")
-    if found.kind in CONTROL_KINDS:
+    if found.details.get("union"):
+        if control_type is not None:
+            raise refuse(path, "a union ControlNet serves several control types; name the type in each control entry instead")
+        found.details.update(control_type=None, control_type_source="union: one per control entry")
+    elif found.kind in CONTROL_KINDS:
         found.details.update(_control_type(path, control_type, found.details.get("adapter_type")))
     return found
 
@@ -98,6 +106,9 @@ def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
     _refuse_dit(path, index)
     if index.has_prefix("image_proj.") and index.has_prefix("ip_adapter."):
         found = _ip_adapter(path, index)
+    elif union_layouts.is_union(index.shapes):
+        # Before the plain ControlNet: a ControlNetModel load would drop the union tensors unsaid.
+        found = _union_controlnet_file(path, index)
     elif layout := model_layouts.controlnet_layout(index):
         found = _controlnet_file(path, index, layout)
     elif adapter_layout := adapter_layouts.t2i_adapter_layout(index.shapes):
@@ -308,6 +319,45 @@ def _controlnet_file(path: Path, index: TensorIndex, layout: str) -> ModelInspec
     return ModelInspection("controlnet", family, "diffusers" if layout == "diffusers" else "single-file", details)
 
 
+def _union_controlnet_file(path: Path, index: TensorIndex) -> ModelInspection:
+    if model_layouts.controlnet_layout(index) != "diffusers":
+        raise refuse(path, "a union ControlNet in a layout other than diffusers' (xinsir's own); only that one can be loaded")
+    try:
+        union = union_layouts.union_shapes_signature(index.shapes)
+    except ValueError as exc:
+        raise refuse(path, str(exc)) from None
+    found = _controlnet_file(path, index, "diffusers")
+    shipped = model_layouts.config_signature(read_json(union_layouts.union_config_dir() / "config.json"))
+    signature = model_layouts.controlnet_signature(dict(index.shapes), "diffusers")
+    fits = all(shipped[k] == v for k, v in signature.items() if not (k == "cross_attention_dim" and v is None))
+    details = union_layouts.union_details(union["num_control_type"])
+    found.details.update(
+        details,
+        controlnet_config=union_layouts.UNION_CONFIG_VARIANT if fits else None,
+        architecture=f"{found.details['architecture']}; {union_layouts.describe_union(details)}",
+    )
+    return found
+
+
+def _union_controlnet_folder(path: Path, config: dict[str, Any]) -> ModelInspection:
+    found = _controlnet_folder(path, config)
+    count = config.get("num_control_type")
+    if not isinstance(count, int):
+        weights = sorted(path.glob("diffusion_pytorch_model*.safetensors"))
+        count = read_tensor_index(weights[0]).shapes.get("task_embedding", (6,))[0] if weights else 6
+    details = union_layouts.union_details(count)
+    found.details.update(details, architecture=union_layouts.describe_union(details))
+    return found
+
+
+def _is_union_folder(path: Path, config: dict[str, Any]) -> bool:
+    """diffusers' own class name, or xinsir's folders, saved as a ControlNetModel with union keys."""
+    if config.get("_class_name") == "ControlNetUnionModel" or "num_control_type" in config:
+        return True
+    weights = sorted(path.glob("diffusion_pytorch_model*.safetensors"))
+    return bool(weights) and union_layouts.is_union(read_tensor_index(weights[0]).shapes)
+
+
 # -- T2I-Adapter --------------------------------------------------------------------------
 def _t2i_adapter_file(path: Path, index: TensorIndex, layout: str) -> ModelInspection:
     try:
@@ -415,12 +465,16 @@ def _inspect_folder(path: Path, allow_pickle: bool) -> ModelInspection:
         found = _checkpoint_folder(path)
     elif (path / "config.json").is_file():
         config = read_json(path / "config.json")
-        if config.get("_class_name") == "ControlNetModel":
+        if config.get("_class_name") in ("ControlNetModel", "ControlNetUnionModel") and _is_union_folder(path, config):
+            found = _union_controlnet_folder(path, config)
+        elif config.get("_class_name") == "ControlNetModel":
             found = _controlnet_folder(path, config)
         elif config.get("_class_name") == "T2IAdapter":
             found = _t2i_adapter_folder(path, config)
         elif "ControlNet" in str(config.get("_class_name", "")):
-            raise refuse(path, f"a {config['_class_name']}; only ControlNetModel (SD 1.5 / SDXL) folders can be used")
+            raise refuse(
+                path, f"a {config['_class_name']}; only ControlNetModel (SD 1.5 / SDXL) and ControlNetUnionModel folders can be used"
+            )
         elif config.get("model_type") == "clip_vision_model" or "CLIPVisionModelWithProjection" in config.get("architectures", []):
             found = _image_encoder_folder(config)
         else:

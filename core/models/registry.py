@@ -101,6 +101,9 @@ class ModelRegistry(ModelCatalog):
             raise LibraryError("--config applies to single-file checkpoints and ControlNets only")
         folder = folder.expanduser().resolve()
         config = inspect_model_path(folder, inspection.kind)
+        if bool(config.details.get("union")) != bool(inspection.details.get("union")):
+            union, plain = (target, folder) if inspection.details.get("union") else (folder, target)
+            raise LibraryError(f"--config {folder}: {union} is a union ControlNet and {plain} is not; give the config of a matching one")
         if config.family != inspection.family:
             raise IncompatibleModel(
                 f"--config {folder} is for {FAMILY_NAMES.get(config.family or '', 'an unknown family')} but the "
@@ -129,6 +132,8 @@ class ModelRegistry(ModelCatalog):
             model = model_store.find_model(session, name)
             if model.kind not in CONTROL_KINDS:
                 raise LibraryError(f"'{name}' is {a_kind(model.kind)}; only ControlNets and T2I-Adapters have a control type")
+            if (model.details or {}).get("union"):
+                raise LibraryError(f"'{name}' is a union ControlNet: it serves several control types, named in each control entry")
             if model.control_type != control_type:
                 # It was the default for its old type; it joins the new type as a candidate.
                 model.is_default = False
