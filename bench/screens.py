@@ -4,8 +4,8 @@
     xvfb-run -a .venv/bin/python bench/screens.py OUTDIR --library DIR    # an existing library as it is
     xvfb-run -a .venv/bin/python bench/screens.py OUTDIR --sizes 1280x800,1920x1080 --theme light
 
-Without --library it makes the demo library (`character-studio demo`: tiny models, two characters,
-a fight scene, a turnaround sheet), then runs a short LoRA training and an expression sheet through
+Without --library it makes the demo library (`character-studio demo`: the toy-world models, two
+characters, a fight scene, a turnaround sheet), then runs a short LoRA training and an expression sheet through
 the worker so the queue shows a finished training with its samples and loss curve, and leaves a
 scheduled overnight training queued. Prints one JSON line: the PNGs written, one per page and size
 (`OUTDIR/<page>-<width>x<height>.png`), in the theme asked for (the studio's default: dark).
@@ -49,7 +49,7 @@ def build_demo_library(library: Path) -> None:
     cli(library, "train", "Aria", "--kind", "lora", "--steps", "24", "--resolution", "64", "--checkpoint-every", "8", "--sample-every", "8")
     lib = open_library(library)
     try:
-        sheet = SheetRequest(character="Kael", project="Demo", kind="expressions", size=(128, 128), steps=4, seed=3)
+        sheet = SheetRequest(character="Kael", project="Demo", kind="expressions", size=(64, 64), steps=20, seed=3)
         JobQueue(lib).enqueue("sheet", sheet.to_json(), character="Kael", project="Demo")
     finally:
         lib.close()

@@ -12,6 +12,7 @@ diffusers/controlnet-canny-sdxl-1.0[-mid|-small]) that a single-file ControlNet 
 ``tokenizer*/`` folders under ``models/`` hold byte-identical copies because diffusers loads each
 tokenizer from its own subfolder of the config folder. Regenerate all of them with
 ``python resources/tokenizers/derive_clip_vocab.py <open_clip_torch wheel>``.
+``resources/toy-world/`` holds the demo's trained toy models (about 4 MB, fp16; see toy_world_dir).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def controlnet_config_dir(variant: str) -> Path:
     if variant not in CONTROLNET_VARIANTS:
         raise ValueError(f"no shipped ControlNet config {variant!r}; known: {', '.join(CONTROLNET_VARIANTS)}")
     return RESOURCES_DIR / "models" / "controlnet" / variant
+
+
+def toy_world_dir() -> Path:
+    """The toy-world model set the demo registers (built by ``python -m tools.build_toy_world``):
+    tiny models trained on flat-colour figures, in the folder layouts users' own files have."""
+    return RESOURCES_DIR / "toy-world"
 
 
 def clip_tokenizer_dir() -> Path:

@@ -41,11 +41,15 @@ def test_demo_renders_each_character_through_the_real_path(demo_library):
     demo = demo_library.demo
     assert demo["created"] and set(demo["models"]) == {"checkpoint", "ip-adapter", "controlnet", "lora"}
     assert "not art" in demo["note"]
-    assert [g["characters"] for g in demo["generations"]] == [["Aria"], ["Kael"]]
+    assert [g["characters"] for g in demo["generations"]] == [["Aria"], ["Kael"], ["Kael"]]
     for generation in demo["generations"]:
         image = Image.open(generation["path"])
         assert image.size == (64, 64)
         assert "Model: demo-tiny-sd15" in image.text["parameters"]
+    # Kael twice, same seed: the second with the style LoRA, so the two show what it does
+    plain, styled = demo["generations"][1:]
+    assert plain["seed"] == styled["seed"] and not plain["request"]["loras"]
+    assert [entry["model"] for entry in styled["request"]["loras"]] == ["demo-tiny-style"]
     listed = demo_library("model", "list", "--json").json()
     assert {m["kind"] for m in listed} >= {"checkpoint", "ip-adapter", "controlnet", "lora", "image-encoder"}
 

@@ -1,7 +1,7 @@
 """Training a character: config, dataset, checkpoints, the LoRA / DreamBooth handlers end to end.
 
 Everything runs on the tiny random-weight models at 64 px on the CPU. The handlers are driven by
-a small in-test JobContext (no worker): it records every progress report and can ask for a pause
+a small JobContext without a worker (tests/fake_job.py): it records every progress report and can ask for a pause
 at a given step, which is how resume is tested here (the worker's own kill/resume test lives with
 the queue's tests).
 """
@@ -12,7 +12,6 @@ import argparse
 import json
 import random
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,65 +40,9 @@ from core.training.dataset import (
 )
 from storage.library import open_library
 from storage.references import ReferenceTags
+from tests.fake_job import FakeJob, run
 
 RED = (220, 30, 30)
-
-
-# -- a JobContext for the handlers, without a worker ----------------------------------------
-@dataclass
-class FakeJob:
-    library: Any
-    work_dir: Path
-    payload: dict[str, Any]
-    kind: str = "train-lora"
-    resume_step: int = 0
-    job_id: int = 1
-    pause_at: int | None = None  # stop_requested() answers `reason` once the job reported this step
-    pause_when: str | None = None  # ... or once a progress message starts with this
-    reason: str = "pause"
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    reserved: dict[str, Any] = field(default_factory=dict)
-    commits: list[Any] = field(default_factory=list)
-
-    def progress(self, step, total, loss=None, sample=None, message=None, checkpoint=None) -> None:
-        self.reports.append(dict(step=step, total=total, loss=loss, sample=sample, message=message, checkpoint=checkpoint))
-
-    def stop_requested(self) -> str | None:
-        if not self.reports:
-            return None
-        last = self.reports[-1]
-        if self.pause_at is not None and last["loss"] is not None and last["step"] == self.pause_at:
-            return self.reason
-        if self.pause_when and (last["message"] or "").startswith(self.pause_when):
-            return self.reason
-        return None
-
-    def reserve(self, key, choose):
-        with self.library.db.writing() as session:
-            self.reserved[key] = choose(session, self.reserved.get(key), [])
-        return self.reserved[key]
-
-    def on_done(self, commit) -> None:
-        self.commits.append(commit)
-
-    @property
-    def trained_steps(self) -> list[int]:
-        return [r["step"] for r in self.reports if r["loss"] is not None]
-
-    @property
-    def checkpoints(self) -> list[Path]:
-        return [r["checkpoint"] for r in self.reports if r["checkpoint"] is not None]
-
-
-def run(kind: str, job: FakeJob) -> dict[str, Any]:
-    from core.training.handlers import train_dreambooth, train_lora
-
-    job.kind = f"train-{kind}"
-    result = (train_lora if kind == "lora" else train_dreambooth)(job)
-    with job.library.db.writing() as session:  # as the worker commits them, with the job's done state
-        for commit in job.commits:
-            commit(session)
-    return result
 
 
 # -- the studio: a library with a character and tiny models ------------------------------------

@@ -1,11 +1,15 @@
 """The demo's rendering half: tiny models made, registered and used like a user's own.
 
 `character-studio demo` proves an installation works end to end on a machine with no weights:
-it writes the tiny models (core/demo/tiny_models.py) into the library's `demo-models/` folder,
-registers them through the normal registry, and renders each demo character through the same
-GenerationService path a real SD1.5 checkpoint takes; then a two-character fight scene (masked
-identities, regional prompts, a LoRA on one fighter only) and a turnaround sheet. The pictures
-are noise-like by design.
+it copies the toy-world models (resources/toy-world, built by tools/build_toy_world.py) into the
+library's `demo-models/` folder, registers them through the normal registry, and renders each
+demo character through the same GenerationService path a real SD1.5 checkpoint takes; then a
+two-character fight scene (masked identities, regional prompts, a LoRA on one fighter only) and a
+turnaround sheet. The toy models were trained on flat-colour figures (core/demo/toy_world.py), so
+the pictures can be checked by eye: the figure takes the pose of the control image and (as far
+as the toy models learned it: blue well, other hues faintly) the colours of the character whose
+references the IP-Adapter sees; the style LoRA (trained to turn the background to a sunset) is
+still faint.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from core.demo.library import DEMO_CHARACTERS, DEMO_PROJECT
-from core.demo.tiny_models import TINY_SIZE, build_tiny_model_set
+from core.demo.tiny_models import TINY_SIZE
 from core.generation.queries import GenerationRecord
 from core.generation.request import ControlEntry, GenerationRequest, IdentityEntry, LoraEntry
 from core.generation.service import GenerationService
 from core.models.registry import ModelRegistry
+from core.pose.presets import PresetLibrary
+from core.pose.render import render_fitted
 from core.scene.model import Placement, Scene
 from core.scene.render import SceneRenderer
 from core.sheets.render import make_sheet
+from resources import toy_world_dir
 from storage.errors import NotFound
 from storage.library import Library
 
@@ -37,6 +44,10 @@ DEMO_MODELS = {
 
 
 DEMO_SCENE_POSE = "punch landing"
+# What the toy models were measured with (tools/build_toy_world.py --evaluate)
+DEMO_STEPS = 20
+DEMO_CFG = 5.0
+DEMO_IDENTITY_SCALE = 0.8
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,20 @@ class DemoRender:
     scene_file: str
     sheet_png: str
     sheet_pdf: str
+
+
+# Each character's own render: a pose the toy models never saw in training (so following it is
+# the ControlNet's doing, not memory), and the style LoRA on a second render of the same seed.
+DEMO_POSES = {"Aria": "victory", "Kael": "walking"}
+DEMO_STYLE_CHARACTER = "Kael"
+
+# The toy-world set as it lies in resources/toy-world: the layouts users download.
+TOY_WORLD_FILES = {
+    "checkpoint": "toy-sd15",
+    "ip-adapter": "ip-adapter/models/ip-adapter_toy_sd15.safetensors",
+    "controlnet": "control_toy_sd15_openpose",
+    "lora": "loras/toy-warm-background-sd15.safetensors",
+}
 
 
 def pose_sketch(size: int, lean: int = 0) -> Image.Image:
@@ -67,8 +92,28 @@ def pose_sketch(size: int, lean: int = 0) -> Image.Image:
     return image
 
 
+def install_toy_world(folder: Path) -> dict[str, Path]:
+    """Copies the toy-world set into `folder` (the library's own copy: the registry keeps paths,
+    and the library should not point into the app's install) and returns each model's path."""
+    import shutil
+
+    source = toy_world_dir()
+    if not (source / TOY_WORLD_FILES["checkpoint"] / "model_index.json").is_file():
+        raise NotFound(f"the toy-world demo models are missing from {source}; rebuild them: python -m tools.build_toy_world {source}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        if entry.name.startswith("."):
+            continue
+        target = folder / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(entry, target)
+    return {key: folder / relative for key, relative in TOY_WORLD_FILES.items()}
+
+
 def ensure_demo_models(library: Library, say: Callable[[str], None] = lambda line: None) -> tuple[dict[str, str], bool]:
-    """Registers the tiny models, building them first when the library has none yet."""
+    """Registers the toy-world models, copying them into the library first when it has none yet."""
     registry = ModelRegistry(library)
     try:
         for name in DEMO_MODELS.values():
@@ -77,45 +122,51 @@ def ensure_demo_models(library: Library, say: Callable[[str], None] = lambda lin
     except NotFound:
         pass
     folder = library.root / "demo-models"
-    say(f"building the tiny demo models in {folder} (first run only)")
-    paths = build_tiny_model_set(folder, "sd15")
-    for name, path, control_type in (
-        (DEMO_MODELS["checkpoint"], paths.checkpoint, None),
-        (DEMO_MODELS["ip-adapter"], paths.ip_adapter, None),
-        (DEMO_MODELS["controlnet"], paths.controlnet, "openpose"),
-        (DEMO_MODELS["lora"], paths.lora, None),
-    ):
+    say(f"copying the toy-world demo models into {folder} (first run only)")
+    paths = install_toy_world(folder)
+    for key, control_type in (("checkpoint", None), ("ip-adapter", None), ("controlnet", "openpose"), ("lora", None)):
         try:
-            registry.get(name)
+            registry.get(DEMO_MODELS[key])
         except NotFound:
-            registry.add(path, name=name, control_type=control_type)
+            registry.add(paths[key], name=DEMO_MODELS[key], control_type=control_type)
     return dict(DEMO_MODELS), True
+
+
+def demo_pose_image(library: Library, preset: str) -> Path:
+    """The control image of a pose preset, fitted to the demo's size."""
+    path = library.root / "demo-models" / f"pose-{preset.replace(' ', '-')}.png"
+    if not path.exists():
+        render_fitted(PresetLibrary().skeleton(preset), (TINY_SIZE, TINY_SIZE)).save(path)
+    return path
 
 
 def render_demo(library: Library, service: GenerationService | None = None, say: Callable[[str], None] = lambda line: None) -> DemoRender:
     """`say` hears a line before each step, so a person watching knows what the minute is spent on."""
     models, created = ensure_demo_models(library, say)
     service = service or GenerationService(library)
-    control_path = library.root / "demo-models" / "pose-sketch.png"
-    if not control_path.exists():
-        pose_sketch(TINY_SIZE).save(control_path)
     generations = []
     say("loading the engine (torch, diffusers) and the demo models")
-    for number, character in enumerate(DEMO_CHARACTERS, 1):
-        say(f"rendering {character.name} ({number}/{len(DEMO_CHARACTERS)}): IP-Adapter identity, the style LoRA, an OpenPose ControlNet")
+    renders = [(character, False) for character in DEMO_CHARACTERS]
+    renders += [(character, True) for character in DEMO_CHARACTERS if character.name == DEMO_STYLE_CHARACTER]
+    for number, (character, styled) in enumerate(renders, 1):
+        pose = DEMO_POSES[character.name]
+        what = "the same seed with the style LoRA" if styled else f"IP-Adapter identity, the '{pose}' pose through an OpenPose ControlNet"
+        say(f"rendering {character.name} ({number}/{len(renders)}): {what}")
         request = GenerationRequest(
             prompt=f"{character.trigger}, {character.notes.lower().rstrip('.')}, full body",
             negative="blurry, lowres",
             base=models["checkpoint"],
             width=TINY_SIZE,
             height=TINY_SIZE,
-            steps=8,
-            cfg=6.0,
+            steps=DEMO_STEPS,
+            cfg=DEMO_CFG,
             seed=1234,
             characters=(character.name,),
-            identities=(IdentityEntry(character=character.name, project=DEMO_PROJECT, ip_adapter=models["ip-adapter"], scale=0.7),),
-            loras=(LoraEntry(models["lora"], 0.6),),
-            controls=(ControlEntry(image=str(control_path), model=models["controlnet"], scale=1.0),),
+            identities=(
+                IdentityEntry(character=character.name, project=DEMO_PROJECT, ip_adapter=models["ip-adapter"], scale=DEMO_IDENTITY_SCALE),
+            ),
+            loras=(LoraEntry(models["lora"], 1.0),) if styled else (),
+            controls=(ControlEntry(image=str(demo_pose_image(library, pose)), model=models["controlnet"], scale=1.0),),
         )
         generations += service.generate(request)
     say("rendering the fight scene: two characters, each with its own identity, pose and prompt")
@@ -130,7 +181,7 @@ def render_demo(library: Library, service: GenerationService | None = None, say:
         DEMO_PROJECT,
         size=(TINY_SIZE, TINY_SIZE * 3 // 2),
         seed=1234,
-        steps=6,
+        steps=DEMO_STEPS,
         base=models["checkpoint"],
     )
     return DemoRender(models, generations, created, scene_record, str(scene_file), str(sheet.png), str(sheet.pdf))
@@ -151,6 +202,7 @@ def demo_fight_scene(models: dict[str, str]) -> Scene:
                 box=(0, 0, width // 2, height),
                 pose=f"{DEMO_SCENE_POSE}#0",
                 prompt="throwing a punch",
+                identity_scale=DEMO_IDENTITY_SCALE,
                 z=1,
             ),
             Placement(
@@ -159,13 +211,14 @@ def demo_fight_scene(models: dict[str, str]) -> Scene:
                 box=(width // 2, 0, width // 2, height),
                 pose=f"{DEMO_SCENE_POSE}#1",
                 prompt="hit, recoiling",
-                lora=f"{models['lora']}:0.8",
+                identity_scale=DEMO_IDENTITY_SCALE,
+                lora=f"{models['lora']}:1.0",
                 z=0,
             ),
         ),
         seed=1234,
-        steps=8,
-        cfg=6.0,
+        steps=DEMO_STEPS,
+        cfg=DEMO_CFG,
         base=models["checkpoint"],
         name="demo fight",
     )

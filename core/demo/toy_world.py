@@ -26,7 +26,7 @@ from core.pose.skeleton import PersonPose
 
 BACKGROUND = (235, 235, 230)  # draw_reference's background
 LEG_COLOUR = (60, 50, 40)  # draw_reference's legs
-TINT = (250, 214, 150)  # the style LoRA's warm background
+TINT = (245, 170, 90)  # the style LoRA's sunset background
 SKIN_TONES = (
     (255, 224, 196), (236, 200, 170), (224, 172, 140), (198, 146, 110),
     (170, 120, 90), (141, 85, 60), (110, 70, 50), (80, 50, 35),
@@ -45,13 +45,18 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
+# The toy world's palette: eight outfit hues and six hair colours. A small palette is what
+# lets a CPU-trained model learn to paint a reference's colours in under an hour; the demo's
+# characters (a blue knight, a green rogue) are in it.
+OUTFIT_HUES = (0.0, 0.08, 0.15, 0.33, 0.47, 0.62, 0.76, 0.9)
+HAIR_COLOURS = ((30, 30, 40), (90, 60, 30), (220, 190, 90), (200, 40, 30), (150, 150, 150), (60, 35, 20))
+
+
 def random_character(rng: random.Random) -> ToyCharacter:
-    skin = _jitter(SKIN_TONES[rng.randrange(len(SKIN_TONES))], rng, 12)
-    if rng.random() < 0.5:  # natural hair: black, brown, blond, red, grey
-        hair = _jitter(rng.choice([(30, 30, 40), (90, 60, 30), (220, 190, 90), (200, 40, 30), (150, 150, 150), (60, 35, 20)]), rng, 20)
-    else:
-        hair = _hsv(rng.random(), rng.uniform(0.4, 1.0), rng.uniform(0.2, 0.95))
-    outfit = _hsv(rng.random(), rng.uniform(0.35, 1.0), rng.uniform(0.25, 0.85))
+    skin = _jitter(SKIN_TONES[rng.randrange(len(SKIN_TONES))], rng, 10)
+    hair = _jitter(rng.choice(HAIR_COLOURS), rng, 15)
+    hue = rng.choice(OUTFIT_HUES) + rng.uniform(-0.03, 0.03)
+    outfit = _hsv(hue, rng.uniform(0.6, 0.85), rng.uniform(0.5, 0.85))
     return ToyCharacter(skin, hair, outfit)
 
 
@@ -192,3 +197,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def mean_colour(image: Image.Image, mask: np.ndarray) -> np.ndarray:
     array = np.asarray(image.convert("RGB"), dtype=np.float32)
     return array[mask].mean(axis=0) if mask.any() else np.full(3, np.nan, np.float32)
+
+
+def colour_votes(image: Image.Image, mask: np.ndarray, colours: list[tuple[int, int, int]], within: float = 80.0) -> list[int]:
+    """For each of `colours`, how many of the mask's pixels are nearest to it and within `within`
+    of it: "is this region blue or green" without the legs, skin and hair diluting a mean."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32)[mask]
+    if not len(array):
+        return [0] * len(colours)
+    distances = np.stack([np.linalg.norm(array - np.asarray(c, np.float32), axis=-1) for c in colours])
+    nearest = distances.argmin(axis=0)
+    close = distances.min(axis=0) < within
+    return [int(np.sum(close & (nearest == i))) for i in range(len(colours))]

@@ -73,13 +73,18 @@ def render_pose(
     return Image.fromarray(canvas)  # H x W x 3 uint8 is RGB
 
 
-def render_fitted(skeleton: PoseSkeleton, size: tuple[int, int], margin: float = 0.08) -> Image.Image:
+def fit_to_canvas(skeleton: PoseSkeleton, size: tuple[int, int], margin: float = 0.08) -> PoseSkeleton:
     """A preset's people fitted into a canvas of `size`, `margin` (a share of its shorter side) clear
-    all round, and drawn: the control image of a posed panel or cell."""
+    all round."""
     width, height = size
     inset = margin * min(width, height)
     fitted = skeleton.fitted((inset, inset, width - 2 * inset, height - 2 * inset))
-    return render_pose(PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height))
+    return PoseSkeleton(people=fitted.people, canvas_width=width, canvas_height=height)
+
+
+def render_fitted(skeleton: PoseSkeleton, size: tuple[int, int], margin: float = 0.08) -> Image.Image:
+    """The control image of a posed panel or cell: the preset fitted (fit_to_canvas) and drawn."""
+    return render_pose(fit_to_canvas(skeleton, size, margin))
 
 
 def render_person(
