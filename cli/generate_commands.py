@@ -47,7 +47,7 @@ def register(tree: CommandTree) -> None:
     p.add_argument("--ip-scale", type=float, default=0.7, metavar="S", help="identity strength, 0-1.5 (default 0.7)")
     p.add_argument(
         "--method",
-        choices=["ip-adapter", "faceid", "instantid", "none"],
+        choices=["ip-adapter", "faceid", "instantid", "photomaker", "none"],
         default="ip-adapter",
         help="how the characters' identity is kept: CLIP image (ip-adapter), face identity (faceid, instantid), or not at all",
     )

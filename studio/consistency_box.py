@@ -11,6 +11,7 @@ METHOD_LABELS = {
     "ip-adapter": "IP-Adapter (look from the references)",
     "faceid": "FaceID (face identity)",
     "instantid": "InstantID (face identity, SDXL)",
+    "photomaker": "PhotoMaker (identity in the prompt, SDXL)",
     "none": "None (prompt and LoRA only)",
 }
 DEFAULT_METHOD = "ip-adapter"

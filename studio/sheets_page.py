@@ -52,7 +52,7 @@ from studio.quick_generate import first_run_guide
 from studio.theme import error_colour
 
 PREVIEW_MAX_SIDE = 4096  # a sheet is decoded at most this large; the label scales it to fit
-METHOD_NAMES = {"ip-adapter": "IP-Adapter", "faceid": "IP-Adapter FaceID", "instantid": "InstantID"}
+METHOD_NAMES = {"ip-adapter": "IP-Adapter", "faceid": "IP-Adapter FaceID", "instantid": "InstantID", "photomaker": "PhotoMaker"}
 DEFAULT_BASE = "(default checkpoint)"
 # Looked up by a record's status, a plain string (a JobStatus hashes and compares as its value).
 STATUS_WORDS: dict[str, str] = {

@@ -8,7 +8,9 @@ only what differs between requests:
 - ControlNets are loaded once and joined to the base through `from_pipe`, which shares modules;
   a union ControlNet (xinsir's Union, ProMax) is held once however many control types it serves,
   in diffusers' union pipelines, which take no other ControlNet beside it;
-- T2I-Adapters are loaded once and held beside them (core/engine/t2i_adapters.py feeds the UNet).
+- T2I-Adapters are loaded once and held beside them (core/engine/t2i_adapters.py feeds the UNet);
+- a PhotoMaker file's ID encoder is held the same way, and its LoRA joins the user's as a named
+  adapter (core/engine/photomaker.py rewrites the prompt with it).
 `load_counts` records every read of a model from disk, so tests and benchmarks can prove it.
 
 A long session must not pile up every model it ever used: beyond the memory budget
@@ -34,6 +36,7 @@ import torch
 from core.common.memory_budget import out_of_memory_line
 from core.engine import single_file_loading
 from core.engine.devices import DeviceChoice
+from core.engine.photomaker import PhotoMakerIDEncoder, load_id_encoder, read_photomaker_file
 from core.engine.t2i_adapters import AdapterError, load_t2i_adapter
 from storage.errors import LibraryError
 
@@ -128,6 +131,7 @@ class PipelineCache:
         self._ip_state_dicts: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
         self._controlnets: dict[str, _HeldControlNet] = {}
         self._t2i_adapters: dict[str, _HeldControlNet] = {}
+        self._photomakers: dict[str, _HeldControlNet] = {}
         self._uses = itertools.count()  # a use order, not a clock: ties and clock steps cannot reorder it
         self._in_use: set[tuple[str, ...]] = set()
 
@@ -140,16 +144,19 @@ class PipelineCache:
         controlnets: Sequence[WeightsRef] = (),
         mode: str = "txt2img",
         t2i_adapters: Sequence[WeightsRef] = (),
+        photomakers: Sequence[WeightsRef] = (),
     ):
         """The pipeline with exactly these extras attached, reusing everything already loaded.
         `mode` is txt2img, img2img (a start image) or inpaint (a start image and a mask).
-        T2I-Adapters are loaded (and kept from eviction) here; `t2i_adapter_model` hands them out."""
+        T2I-Adapters and PhotoMaker ID encoders are loaded (and kept from eviction) here;
+        `t2i_adapter_model` and `photomaker_encoder` hand them out. A PhotoMaker's LoRA comes in `loras`."""
         if mode not in PIPELINE_CLASSES:
             raise ValueError(f"unknown pipeline mode {mode}")
         # Making room for one part of a request must never unload another part of it.
         self._in_use = {("base", base.sha256)}
         self._in_use |= {("controlnet", ref.sha256) for ref in controlnets}
         self._in_use |= {("t2i-adapter", ref.sha256) for ref in t2i_adapters}
+        self._in_use |= {("photomaker", ref.sha256) for ref in photomakers}
         self._in_use |= {("lora", base.sha256, _adapter_name(ref)) for ref, _ in loras}
         entry = self._base(base)
         # The runner asks for inpaint mode whenever the ref says inpainting; a caller that does not
@@ -165,6 +172,8 @@ class PipelineCache:
         pipe = self._in_mode(entry, list(controlnets), mode)
         for ref in t2i_adapters:
             self.t2i_adapter_model(ref)
+        for ref in photomakers:
+            self.photomaker_encoder(ref)
         entry.last_used = next(self._uses)
         return pipe, entry.family, entry.scheduler_config
 
@@ -180,7 +189,8 @@ class PipelineCache:
     def resident_bytes(self) -> int:
         """The bytes of every model held now (bases with their adapters, ControlNets, T2I-Adapters)."""
         bases = sum(e.size_bytes + e.ip_bytes + sum(lora.size_bytes for lora in e.loras.values()) for e in self._bases.values())
-        return bases + sum(c.size_bytes for c in (*self._controlnets.values(), *self._t2i_adapters.values()))
+        held = (*self._controlnets.values(), *self._t2i_adapters.values(), *self._photomakers.values())
+        return bases + sum(c.size_bytes for c in held)
 
     def held(self) -> dict[str, Any]:
         """What is loaded, most recently used first, as JSON: the worker publishes it for the studio."""
@@ -203,12 +213,16 @@ class PipelineCache:
             ],
             "controlnets": [{"name": c.ref.name, "bytes": c.size_bytes} for c in controlnets],
             "t2i_adapters": [{"name": c.ref.name, "bytes": c.size_bytes} for c in t2i_adapters],
+            "photomakers": [
+                {"name": c.ref.name, "bytes": c.size_bytes} for c in sorted(self._photomakers.values(), key=lambda c: -c.last_used)
+            ],
         }
 
     def clear(self) -> None:
         self._bases.clear()
         self._controlnets.clear()
         self._t2i_adapters.clear()
+        self._photomakers.clear()
         self._ip_state_dicts.clear()
         free_memory()
 
@@ -310,6 +324,9 @@ class PipelineCache:
         for key, held in self._t2i_adapters.items():
             if ("t2i-adapter", key) not in self._in_use:
                 yield held.last_used, f"T2I-Adapter '{held.ref.name}'", partial(self._t2i_adapters.pop, key, None)
+        for key, held in self._photomakers.items():
+            if ("photomaker", key) not in self._in_use:
+                yield held.last_used, f"PhotoMaker '{held.ref.name}'", partial(self._photomakers.pop, key, None)
 
     def _unload_lora(self, entry: _BaseEntry, adapter: str) -> None:
         if self._bases.get(entry.ref.sha256) is not entry or adapter not in entry.loras:
@@ -371,7 +388,11 @@ class PipelineCache:
         if adapter in getattr(pipe.unet, "peft_config", {}):
             pipe.delete_adapters([adapter])  # what a load that ran out of memory left half attached
         try:
-            pipe.load_lora_weights(str(ref.path), adapter_name=adapter)
+            if ref.kind == "photomaker":
+                # Its LoRA sits beside the ID encoder in one file, in diffusers' old attention-processor naming.
+                pipe.load_lora_weights(read_photomaker_file(ref.path).lora, adapter_name=adapter)
+            else:
+                pipe.load_lora_weights(str(ref.path), adapter_name=adapter)
         except (ValueError, KeyError, RuntimeError) as exc:
             raise EngineError(f"cannot apply LoRA '{ref.name}': {_first_line(exc)}") from exc
         self.load_counts[ref.name] += 1
@@ -528,6 +549,25 @@ class PipelineCache:
             raise
         except (OSError, ValueError, KeyError, RuntimeError, LibraryError) as exc:
             raise EngineError(f"cannot load T2I-Adapter '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
+        self.load_counts[ref.name] += 1
+        return model.to(self.device.device)
+
+    # -- PhotoMaker ---------------------------------------------------------------------------
+    def photomaker_encoder(self, ref: WeightsRef) -> PhotoMakerIDEncoder:
+        held = self._photomakers.get(ref.sha256)
+        if held is None:
+            self._evict_for(weights_bytes_on_disk(ref.path))
+            model = self._loading(f"PhotoMaker '{ref.name}'", lambda: self._load_photomaker(ref))
+            held = self._photomakers[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
+            self._evict_for(0)  # the size on disk was only an estimate
+        held.last_used = next(self._uses)
+        return held.model
+
+    def _load_photomaker(self, ref: WeightsRef) -> PhotoMakerIDEncoder:
+        try:
+            model = load_id_encoder(read_photomaker_file(ref.path), self.device.dtype)
+        except (OSError, ValueError, KeyError, RuntimeError, LibraryError) as exc:
+            raise EngineError(f"cannot load PhotoMaker '{ref.name}' from {ref.path}: {_first_line(exc)}") from exc
         self.load_counts[ref.name] += 1
         return model.to(self.device.device)
 

@@ -22,6 +22,7 @@ from PIL import Image, ImageFilter
 from core.common.memory_budget import OUT_OF_MEMORY_OPTIONS
 from core.engine.devices import DeviceChoice
 from core.engine.image_embeddings import EncoderInput, ImageEmbedder
+from core.engine.photomaker import DEFAULT_CLASS_WORD, DEFAULT_TRIGGER, PhotoMakerEmbeds, photomaker_embeds, prompt_with_trigger
 from core.engine.pipeline_cache import EngineError, MemoryOptions, PipelineCache, WeightsRef, free_memory
 from core.engine.preview import latents_to_preview
 from core.engine.regions import RegionTensors, regional_prompts
@@ -43,6 +44,16 @@ class IdentityPlan:
     face_embedding: tuple[float, ...] | None = None
     # FaceID PlusV2 was trained adding the identity tokens back after its resampler; Plus without.
     faceid_shortcut: bool = False
+    # PhotoMaker (adapter.kind "photomaker"): the prompt's trigger word, the class word added before
+    # it when the prompt lacks it, and the share of steps that see the plain prompt first.
+    # `images` are the references it fuses, `face_embedding` (v2) their raw insightface identity.
+    trigger_word: str = DEFAULT_TRIGGER
+    class_word: str = DEFAULT_CLASS_WORD
+    merge_start: float = 0.2
+
+    @property
+    def is_photomaker(self) -> bool:
+        return self.adapter.kind == "photomaker"
 
 
 @dataclass(frozen=True)
@@ -139,28 +150,32 @@ class Engine:
         else:
             mode = "img2img" if plan.init_image is not None else "txt2img"
         controlnets, adapters = _split_controls(plan.controls)
+        ip_identities, photomaker = _split_identities(plan.identities)
         pipe, family, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
-            loras=list(plan.loras),
-            ip_adapters=[identity.adapter for identity in plan.identities],
+            loras=[*plan.loras, *_photomaker_lora(photomaker)],
+            ip_adapters=[identity.adapter for identity in ip_identities],
             controlnets=_controlnet_refs(controlnets),
             mode=mode,
             t2i_adapters=[control.model for control in adapters],
+            photomakers=[photomaker.adapter] if photomaker else [],
         )
         arguments = _base_arguments(pipe, request, scheduler_config, request.prompt, request.seed)
         if mode == "inpaint":
             arguments.update(_whole_image_inpaint(plan))
         elif plan.init_image is not None:
             arguments.update(image=plan.init_image.convert("RGB").resize((request.width, request.height)), strength=plan.strength)
-        if plan.identities:
-            arguments.update(self._identity_arguments(pipe, plan.identities, request))
+        if ip_identities:
+            arguments.update(self._identity_arguments(pipe, ip_identities, request))
         if controlnets:
             arguments.update(_control_arguments(controlnets, "image" if mode == "txt2img" else "control_image"))
         regions = self._region_tensors(pipe, plan.regions, request) if plan.regions else []
         latent_size = (request.height // pipe.vae_scale_factor, request.width // pipe.vae_scale_factor)
         features = self._adapter_features(pipe, adapters, request)
         stage = Stage(progress, cancel, family, image_index, image_count, "image")
-        face_tokens = self._face_token_controlnets(pipe, controlnets, arguments.get("ip_adapter_image_embeds", []))
+        if photomaker is not None:
+            stage.photomaker = self._photomaker_arguments(pipe, photomaker, arguments, request)
+        face_tokens = self._face_token_controlnets(pipe, controlnets, arguments.get("ip_adapter_image_embeds", []), plan.identities)
         with regional_prompts(pipe.unet, regions, latent_size, guided=request.cfg > 1.0), face_tokens, adapter_residuals(pipe, features):
             image = self._call(pipe, arguments, request, stage)
         for number, detail in enumerate(plan.details, 1):
@@ -186,16 +201,17 @@ class Engine:
     def _detail(self, plan: RenderPlan, detail: DetailPlan, image: Image.Image, number: int, stage: Stage) -> Image.Image:
         request = plan.request
         assert request.seed is not None  # a plan's request has its concrete seed
-        identities = (detail.identity,) if detail.identity is not None else ()
+        identities, photomaker = _split_identities((detail.identity,) if detail.identity is not None else ())
         # Face-token ControlNets belong to the main pass's identity slots; the region pass keeps the pose.
         pose_controls, adapters = _split_controls(tuple(control for control in plan.controls if control.identity is None))
         pipe, _, scheduler_config = self.pipelines.pipeline_for(
             plan.base,
-            loras=list(detail.loras),
+            loras=[*detail.loras, *_photomaker_lora(photomaker)],
             ip_adapters=[identity.adapter for identity in identities],
             controlnets=_controlnet_refs(pose_controls),
             mode="inpaint",
             t2i_adapters=[control.model for control in adapters],
+            photomakers=[photomaker.adapter] if photomaker else [],
         )
         # A soft edge, so the repainted region blends into what surrounds it.
         soft = detail.mask.convert("L").filter(ImageFilter.GaussianBlur(max(1, request.width // 96)))
@@ -205,6 +221,8 @@ class Engine:
             arguments.update(self._identity_arguments(pipe, identities, request))
         if pose_controls:
             arguments.update(_control_arguments(pose_controls, "control_image"))
+        if photomaker is not None:
+            stage.photomaker = self._photomaker_arguments(pipe, photomaker, arguments, request)
         with adapter_residuals(pipe, self._adapter_features(pipe, adapters, request)):
             repainted = self._call(pipe, arguments, request, stage)
         # The inpainting pipeline re-encodes the whole image; only the region may change.
@@ -221,16 +239,42 @@ class Engine:
         check_fits(pipe.unet, latent_size, found)
         return found
 
+    def _photomaker_arguments(self, pipe, identity: IdentityPlan, arguments: dict, request: GenerationRequest) -> PhotoMakerEmbeds:
+        """Replaces the call's prompt with PhotoMaker's embeddings: the plain prompt's now, the
+        fused ones from the merge step on (Stage.on_step_end swaps them)."""
+        encoder = self.pipelines.photomaker_encoder(identity.adapter)
+        prompt = prompt_with_trigger(arguments.pop("prompt"), identity.trigger_word, identity.class_word)
+        with torch.inference_mode():
+            embeds = photomaker_embeds(
+                pipe,
+                encoder,
+                prompt,
+                arguments.pop("negative_prompt", None),
+                identity.trigger_word,
+                list(identity.images),
+                identity.face_embedding if encoder.config["version"] == "v2" else None,
+                int(identity.merge_start * request.steps),
+                guided=request.cfg > 1.0,
+                clip_skip=request.clip_skip,
+            )
+        arguments.update(embeds.arguments)
+        arguments["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds", "add_text_embeds"]
+        return embeds
+
     @contextmanager
-    def _face_token_controlnets(self, pipe, controls: tuple[ControlPlan, ...], identity_embeds: list) -> Iterator[None]:
+    def _face_token_controlnets(
+        self, pipe, controls: tuple[ControlPlan, ...], identity_embeds: list, identities: tuple[IdentityPlan, ...]
+    ) -> Iterator[None]:
         """Feeds each IdentityNet its identity's face tokens (the IP-Adapter projection of the face
         embedding) where other ControlNets read the prompt, for the duration of one call."""
         tokens_by_model: dict[str, tuple] = {}
         for control in controls:
             if control.identity is None:
                 continue
-            embeds = identity_embeds[control.identity]
-            layer = pipe.unet.encoder_hid_proj.image_projection_layers[control.identity]
+            # Its IP-Adapter slot: a PhotoMaker identity before it takes none.
+            slot = sum(1 for identity in identities[: control.identity] if not identity.is_photomaker)
+            embeds = identity_embeds[slot]
+            layer = pipe.unet.encoder_hid_proj.image_projection_layers[slot]
             with torch.no_grad():
                 tokens = layer(embeds.reshape(embeds.shape[0], -1, embeds.shape[-1]))
             model = self.pipelines.controlnet_model(control.model)
@@ -324,10 +368,13 @@ class Stage:
     image_index: int
     image_count: int
     name: str
+    photomaker: PhotoMakerEmbeds | None = None  # switches to the fused prompt at its merge step
 
     def on_step_end(self, pipeline, step, _timestep, tensors):
         if pipeline.interrupt:
             return tensors
+        if self.photomaker is not None:
+            tensors = self.photomaker.after_step(step, tensors)
         if self.progress is not None:
             preview = latents_to_preview(tensors["latents"], self.family) if "latents" in tensors else None
             total = getattr(pipeline, "_num_timesteps", None) or step + 1
@@ -377,6 +424,20 @@ def _whole_image_inpaint(plan: RenderPlan) -> dict:
     if plan.init_image is None:
         return {"image": Image.new("RGB", size, (128, 128, 128)), "mask_image": everything, "strength": 1.0}
     return {"image": plan.init_image.convert("RGB").resize(size), "mask_image": everything, "strength": plan.strength}
+
+
+def _split_identities(identities: tuple[IdentityPlan, ...]) -> tuple[tuple[IdentityPlan, ...], IdentityPlan | None]:
+    """(IP-Adapter identities, the PhotoMaker one): the first feed the UNet's image slots, the
+    second rewrites the prompt, and one prompt holds one trigger word."""
+    photomakers = [identity for identity in identities if identity.is_photomaker]
+    if len(photomakers) > 1:
+        raise EngineError("one image takes one PhotoMaker identity (one trigger word in its prompt); use another method for the others")
+    return tuple(identity for identity in identities if not identity.is_photomaker), next(iter(photomakers), None)
+
+
+def _photomaker_lora(identity: IdentityPlan | None) -> list[tuple[WeightsRef, float]]:
+    """PhotoMaker's LoRA, at the full weight it was trained with beside its ID encoder."""
+    return [(identity.adapter, 1.0)] if identity is not None else []
 
 
 def _split_controls(controls: tuple[ControlPlan, ...]) -> tuple[tuple[ControlPlan, ...], tuple[ControlPlan, ...]]:

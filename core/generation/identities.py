@@ -69,6 +69,19 @@ class IdentityResolver:
         adapter = self.models.identity_adapter(entry, base)
         if entry.method == "ip-adapter":
             return IdentityPlan(self.ref(adapter), self.encoder_for(adapter), self.reference_images(entry), entry.scale)
+        if entry.method == "photomaker":
+            # Every reference is fused into the prompt's class word; v2 reads the face identity too.
+            face = self.face_embedding(entry) if adapter.details.get("version") == "v2" else None
+            return IdentityPlan(
+                self.ref(adapter),
+                None,
+                self.reference_images(entry),
+                entry.scale,
+                face_embedding=face,
+                trigger_word=entry.trigger_word,
+                class_word=entry.class_word,
+                merge_start=entry.merge_start,
+            )
         variant = adapter.details.get("variant")
         if variant in ("faceid-plus", "faceid-plusv2"):
             # FaceID Plus sees the face twice: its identity, and CLIP's view of the face crops.
@@ -122,9 +135,9 @@ class IdentityResolver:
     def face_embedding(self, entry: IdentityEntry) -> tuple[float, ...]:
         character = _face_character(entry)
         analyzer = self.analyzer()
-        # Each method gets the identity it was trained on: InstantID the raw ArcFace embedding,
-        # FaceID the unit-normed one.
-        if entry.method == "instantid":
+        # Each method gets the identity it was trained on: InstantID and PhotoMaker v2 the raw
+        # ArcFace embedding, FaceID the unit-normed one.
+        if entry.method in ("instantid", "photomaker"):
             embedding = analyzer.character_raw_embedding(character, entry.project)
         else:
             embedding = analyzer.character_embedding(character, entry.project)

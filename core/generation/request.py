@@ -27,8 +27,8 @@ STORED_PREFIX = "files/"
 
 SIZE_STEP = 8  # the VAE downsamples by 8: sizes must be multiples of it
 # ip-adapter: CLIP image embeddings of the references; faceid and instantid: the insightface
-# identity of the references' faces.
-IDENTITY_METHODS = ("ip-adapter", "faceid", "instantid")
+# identity of the references' faces; photomaker: the references fused into the prompt's class word.
+IDENTITY_METHODS = ("ip-adapter", "faceid", "instantid", "photomaker")
 
 
 class RequestError(ValueError):
@@ -52,6 +52,12 @@ class IdentityEntry:
     method: str = "ip-adapter"
     # InstantID: where the face goes (x, y, w, h); None: where it is in the reference.
     face_box: tuple[int, int, int, int] | None = None
+    # PhotoMaker: the word after the class word in the prompt ("a woman img"); the class word it
+    # adds when the prompt lacks the trigger; the share of steps that see the plain prompt first
+    # (the reference code's start_merge_step 10 of 50).
+    trigger_word: str = "img"
+    class_word: str = "person"
+    merge_start: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,18 @@ class GenerationRequest:
                 raise RequestError("an identity entry needs a character or images")
             if identity.method not in IDENTITY_METHODS:
                 raise RequestError(f"identity method '{identity.method}' is unknown; use one of: {', '.join(IDENTITY_METHODS)}")
+        for index, identity in enumerate(self.identities):
+            if identity.method != "photomaker":
+                continue
+            if len(identity.trigger_word.split()) != 1 or not identity.trigger_word.replace("-", "").replace("_", "").isalnum():
+                raise RequestError(f"identities[{index}].trigger_word must be one word, got '{identity.trigger_word}'")
+            if len(identity.class_word.split()) != 1:
+                raise RequestError(f"identities[{index}].class_word must be one word (person, woman, man...), got '{identity.class_word}'")
+            _in_range(f"identities[{index}].merge_start", identity.merge_start, 0.0, 1.0)
+        if sum(1 for identity in self.identities if identity.method == "photomaker") > 1:
+            raise RequestError(
+                "identities: one PhotoMaker identity per image (one trigger word in its prompt); use another method for the others"
+            )
         return self
 
     def image_paths(self) -> list[tuple[str, str]]:

@@ -128,7 +128,10 @@ class RequestModels:
                 raise no_controlnet from None
 
     def identity_adapter(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
-        """The named IP-Adapter, else the default one of the base's family that fits the method."""
+        """The named IP-Adapter, else the default one of the base's family that fits the method;
+        for PhotoMaker, the named or default PhotoMaker model."""
+        if entry.method == "photomaker":
+            return self.photomaker(entry, base)
         if entry.method == "instantid" and base.family != "sdxl":
             raise ModelRefused(f"InstantID works on SDXL checkpoints only; '{base.name}' is {base.family}")
         wants_face = entry.method in ("faceid", "instantid")
@@ -157,6 +160,28 @@ class RequestModels:
         adapter = (defaults or same_family)[0]
         self.registry.check_compatible(adapter, base)
         return adapter
+
+    def photomaker(self, entry: IdentityEntry, base: ModelRecord) -> ModelRecord:
+        if base.family != "sdxl":
+            raise ModelRefused(f"PhotoMaker works on SDXL checkpoints only; '{base.name}' is {base.family} (--base)")
+        if entry.ip_adapter:
+            record = self.registry.get(entry.ip_adapter)
+            if record.kind != "photomaker":
+                raise ModelRefused(f"'{record.name}' is {a_kind(record.kind)}, not a PhotoMaker (identities[].ip_adapter)")
+        else:
+            found = self.registry.list(kind="photomaker", family=base.family)
+            if not found:
+                raise ModelRefused(
+                    "--method photomaker needs a PhotoMaker file (photomaker-v1.bin or photomaker-v2.bin with --allow-pickle, "
+                    "or its .safetensors); register it with `model add`"
+                )
+            record = next((r for r in found if r.is_default), found[0])
+        self.registry.check_compatible(record, base)
+        if record.details.get("version") == "v2" and not entry.character:
+            raise ModelRefused(
+                f"PhotoMaker v2 '{record.name}' reads a character's face identity; name the character (identities[].character)"
+            )
+        return record
 
 
 __all__ = ["ModelRefused", "RequestModels", "is_face_adapter"]

@@ -20,6 +20,7 @@ from core import __version__
 from core.catalog.image_import import pixel_sha256
 from core.common.memory_budget import default_budget_bytes
 from core.engine.devices import choose_device
+from core.engine.photomaker import PhotoMakerError, prompt_with_trigger
 from core.engine.pipeline_cache import EngineError, MemoryOptions
 from core.engine.runner import ControlPlan, DetailPlan, Engine, ProgressCallback, RegionPlan, RenderPlan
 from core.engine.samplers import UnknownSampler, canonical_sampler
@@ -221,6 +222,11 @@ class GenerationService:
             if entry.mask:
                 mask, mask_path = inputs.read(entry.mask, "mask", size, "L", what="identity mask")
                 identity = replace(identity, mask=mask)
+            if entry.method == "photomaker":
+                try:
+                    prompt_with_trigger(request.prompt, entry.trigger_word, entry.class_word)
+                except PhotoMakerError as exc:
+                    raise GenerationRefused(str(exc)) from None
             identities.append(identity)
             stored_identities.append(replace(entry, ip_adapter=identity.adapter.name, mask=mask_path))
         controls, stored_controls = [], []
@@ -274,7 +280,9 @@ class GenerationService:
         used = {
             "base": UsedModel(base.name, self.registry.sha256_of(base), base.family, kind="checkpoint"),
             "loras": tuple(UsedModel(m.name, self.registry.sha256_of(m), m.family, w, "lora") for m, w in (*loras, *detail_lora_records)),
-            "ip_adapters": tuple(UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, "ip-adapter") for i in identities),
+            "ip_adapters": tuple(
+                UsedModel(i.adapter.name, i.adapter.sha256, i.adapter.family, i.scale, i.adapter.kind) for i in identities
+            ),
             # T2I-Adapters too, in request order: the PNG names each control entry's model by index.
             "controlnets": tuple(
                 UsedModel(c.model.name, c.model.sha256, c.model.family, c.scale, c.model.kind, union_mode_name(c.mode)) for c in controls

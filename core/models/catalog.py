@@ -17,7 +17,7 @@ from storage.library import Library
 from storage.schema import RegisteredModel
 
 # Kinds that plug into a base checkpoint and must match its family.
-ADD_ONS = ("lora", "controlnet", "t2i-adapter", "ip-adapter")
+ADD_ONS = ("lora", "controlnet", "t2i-adapter", "ip-adapter", "photomaker")
 
 
 class IncompatibleModel(LibraryError):

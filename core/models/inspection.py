@@ -22,6 +22,7 @@ from typing import Any
 
 from core.models import controlnet_union_layouts as union_layouts
 from core.models import layouts as model_layouts
+from core.models import photomaker_layouts
 from core.models import t2i_adapter_layouts as adapter_layouts
 from core.models.hashing import weight_files
 from core.models.kinds import (
@@ -104,7 +105,10 @@ def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
     if not index.shapes:
         raise refuse(path, "holds no tensors")
     _refuse_dit(path, index)
-    if index.has_prefix("image_proj.") and index.has_prefix("ip_adapter."):
+    if photomaker_layouts.is_photomaker(index.shapes):
+        # Before the LoRA check: its lora_weights.* alone would read as a LoRA.
+        found = _photomaker(path, index)
+    elif index.has_prefix("image_proj.") and index.has_prefix("ip_adapter."):
         found = _ip_adapter(path, index)
     elif union_layouts.is_union(index.shapes):
         # Before the plain ControlNet: a ControlNetModel load would drop the union tensors unsaid.
@@ -126,6 +130,16 @@ def _inspect_file(path: Path, index: TensorIndex) -> ModelInspection:
     if index.pickle:
         found.details["pickle"] = True
     return found
+
+
+def _photomaker(path: Path, index: TensorIndex) -> ModelInspection:
+    """PhotoMaker v1 or v2 (core.models.photomaker_layouts); SDXL only, as every release is."""
+    try:
+        config = photomaker_layouts.photomaker_config(index.shapes)
+    except photomaker_layouts.PhotoMakerLayoutError as exc:
+        raise refuse(path, str(exc)) from None
+    details = {"version": config["version"], "photomaker": config, "tensor_count": len(index.shapes)}
+    return ModelInspection("photomaker", "sdxl", "photomaker", details)
 
 
 def _refuse_dit(path: Path, index: TensorIndex) -> None:

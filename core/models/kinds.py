@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("checkpoint", "lora", "controlnet", "t2i-adapter", "ip-adapter", "image-encoder", "pose-estimator", "face-models")
+KINDS = ("checkpoint", "lora", "controlnet", "t2i-adapter", "ip-adapter", "photomaker", "image-encoder", "pose-estimator", "face-models")
 FAMILIES = ("sd15", "sdxl")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL"}
 KIND_NAMES = {
     "checkpoint": "checkpoint", "lora": "LoRA", "controlnet": "ControlNet", "t2i-adapter": "T2I-Adapter",
-    "ip-adapter": "IP-Adapter", "image-encoder": "image encoder", "pose-estimator": "pose estimator",
+    "ip-adapter": "IP-Adapter", "photomaker": "PhotoMaker", "image-encoder": "image encoder", "pose-estimator": "pose estimator",
     "face-models": "face-models folder",
 }  # fmt: skip
 CONTROL_TYPES = (

@@ -224,7 +224,7 @@ def new_character_placement(
     box = inside(scene, (point[0] - w / 2, point[1] - h / 2, w, h))
     settings = settings or {}
     extra = {}
-    if settings.get("method") in ("ip-adapter", "faceid", "instantid", "none"):
+    if settings.get("method") in ("ip-adapter", "faceid", "instantid", "photomaker", "none"):
         extra["method"] = settings["method"]
     if isinstance(settings.get("strength"), (int, float)) and 0 <= settings["strength"] <= 2:
         extra["identity_scale"] = float(settings["strength"])

@@ -39,7 +39,7 @@ class Placement:
     z: int = 0
     project: str | None = None
     mask: str = "hull"  # the identity region: the skeleton's body hull, or the whole box
-    method: str = "ip-adapter"  # how identity is kept: ip-adapter, faceid, instantid or none
+    method: str = "ip-adapter"  # how identity is kept: ip-adapter, faceid, instantid, photomaker (one per scene) or none
     detail_strength: float = 0.45  # how much the LoRA detail pass may repaint the region
 
     def validate(self, size: tuple[int, int], index: int) -> None:

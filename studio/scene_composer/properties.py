@@ -28,7 +28,7 @@ from core.scene import edits
 from core.scene.model import Placement
 from studio.scene_composer.document import SceneDocument
 
-METHODS = ("ip-adapter", "faceid", "instantid", "none")
+METHODS = ("ip-adapter", "faceid", "instantid", "photomaker", "none")
 DEFAULT_BASE = "(default checkpoint)"
 NO_LORA = "(none)"
 
