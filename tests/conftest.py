@@ -13,6 +13,10 @@ import pytest
 
 # Qt must never try to open a display in tests.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Under pytest-xdist every core runs a worker already: one thread each (and in the CLI processes
+# they start) instead of every worker's torch spreading over every core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -480,7 +480,8 @@ def test_results_appear_as_the_worker_finishes_the_jobs(character_page, library_
     qtbot.waitUntil(lambda: sorted(strip.result_paths()) == sorted(record.outputs), timeout=5000)
 
 
-def test_train_overnight_queues_a_training_in_its_window(qtbot, character_page, context, messages):
+def test_train_overnight_queues_a_training_in_its_window(qtbot, character_page, library_page, context, demo_library, messages):
+    with_a_checkpoint(qtbot, library_page, context, demo_library)  # a training needs a base
     changed = []
     context.signals.jobs_changed.connect(lambda: changed.append(True))
     dialog = character_page.open_train_dialog()
@@ -508,7 +509,10 @@ def test_train_overnight_queues_a_training_in_its_window(qtbot, character_page, 
     assert messages == []
 
 
-def test_train_overnight_without_a_window_and_without_references(qtbot, character_page, library_page, context, messages, monkeypatch):
+def test_train_overnight_without_a_window_and_without_references(
+    qtbot, character_page, library_page, context, demo_library, messages, monkeypatch
+):
+    with_a_checkpoint(qtbot, library_page, context, demo_library)
     dialog = character_page.open_train_dialog()
     dialog.kind.setCurrentIndex(dialog.kind.findData("dreambooth"))
     dialog.class_prompt.setText("a knight")

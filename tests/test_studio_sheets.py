@@ -307,10 +307,11 @@ def test_sheets_made_outside_the_queue_are_listed_previewed_and_exported(qtbot, 
     assert page.export_png_button.isEnabled() and page.export_pdf_button.isEnabled()
 
     # Another sheet made while the page is hidden is listed when the user comes back, above the first.
+    listed = len(page.found_sheets)
     page.hide()
     make_sheet(library, "Aria", "expressions", tmp_path / "elsewhere" / "Aria-2.png", service=service, size=(64, 64), seed=12, steps=2)
     page.show()
-    qtbot.waitUntil(lambda: len(page.found_sheets) == 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(page.found_sheets) == listed + 1, timeout=WAIT_MS)
     captions = [page.history.item(i).text() for i in range(page.history.count())]
     assert captions.index(next(c for c in captions if c.startswith("expressions, seed 12"))) < captions.index(found.text())
     assert page.shown_found is not None and page.history.currentItem() is found  # what was shown stays
