@@ -503,11 +503,16 @@ class PipelineCache:
         return self._controlnet(ref)
 
     def _controlnet(self, ref: WeightsRef):
-        held = self._controlnets.get(ref.sha256)
+        return self._held(self._controlnets, f"ControlNet '{ref.name}'", ref, self._load_controlnet)
+
+    def _held(self, store: dict[str, _HeldControlNet], what: str, ref: WeightsRef, load):
+        """The model beside the bases (a ControlNet, T2I-Adapter, PhotoMaker encoder) from `store`,
+        loaded within the memory budget on first use."""
+        held = store.get(ref.sha256)
         if held is None:
             self._evict_for(weights_bytes_on_disk(ref.path))
-            model = self._loading(f"ControlNet '{ref.name}'", lambda: self._load_controlnet(ref))
-            held = self._controlnets[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
+            model = self._loading(what, lambda: load(ref))
+            held = store[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
             self._evict_for(0)  # the size on disk was only an estimate
         held.last_used = next(self._uses)
         return held.model
@@ -533,14 +538,7 @@ class PipelineCache:
 
     # -- T2I-Adapters -----------------------------------------------------------------------
     def t2i_adapter_model(self, ref: WeightsRef):
-        held = self._t2i_adapters.get(ref.sha256)
-        if held is None:
-            self._evict_for(weights_bytes_on_disk(ref.path))
-            model = self._loading(f"T2I-Adapter '{ref.name}'", lambda: self._load_t2i_adapter(ref))
-            held = self._t2i_adapters[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
-            self._evict_for(0)  # the size on disk was only an estimate
-        held.last_used = next(self._uses)
-        return held.model
+        return self._held(self._t2i_adapters, f"T2I-Adapter '{ref.name}'", ref, self._load_t2i_adapter)
 
     def _load_t2i_adapter(self, ref: WeightsRef):
         try:
@@ -554,14 +552,7 @@ class PipelineCache:
 
     # -- PhotoMaker ---------------------------------------------------------------------------
     def photomaker_encoder(self, ref: WeightsRef) -> PhotoMakerIDEncoder:
-        held = self._photomakers.get(ref.sha256)
-        if held is None:
-            self._evict_for(weights_bytes_on_disk(ref.path))
-            model = self._loading(f"PhotoMaker '{ref.name}'", lambda: self._load_photomaker(ref))
-            held = self._photomakers[ref.sha256] = _HeldControlNet(ref, model, module_bytes(model), 0)
-            self._evict_for(0)  # the size on disk was only an estimate
-        held.last_used = next(self._uses)
-        return held.model
+        return self._held(self._photomakers, f"PhotoMaker '{ref.name}'", ref, self._load_photomaker)
 
     def _load_photomaker(self, ref: WeightsRef) -> PhotoMakerIDEncoder:
         try:
