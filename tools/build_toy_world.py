@@ -22,8 +22,8 @@ Status: the demo uses the set in resources/toy-world (toy-world.json there says 
 and what it measured). On held-out poses and unseen characters (`--evaluate`): poses are followed
 well (figure-mask IoU 0.65 against ~0.25 for unrelated poses); colours only partly (the outfit's
 hue right in 31% of renders against 12% by chance: blue is learned, green and the warm hues
-weakly); the style LoRA pulls the background only ~7% of the way to the sunset. Building it took
-about 65 minutes on 2 threads (two rounds: --reuse). To try next: train the IP-Adapter alone
+weakly); the style LoRA pulls the background 17% of the way to the sunset. Building it took
+about 75 minutes on 2 threads (two rounds and the LoRA alone again: --reuse). To try next: train the IP-Adapter alone
 much longer with the UNet frozen, and a LoRA on the conv layers too.
 """
 
