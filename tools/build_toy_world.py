@@ -276,8 +276,9 @@ def train_vae(vae, images: torch.Tensor, steps: int, rng: torch.Generator) -> fl
 
 
 def ip_adapter_state(unet, image_embed_dim: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
-    """A fresh base IP-Adapter for `unet`, split as diffusers' loader takes it."""
-    from core.demo.tiny_models import _hidden_size
+    """A fresh base IP-Adapter for `unet`, split as diffusers' loader takes it. Its attention
+    weights only give the shapes: init_ip_from_text_attention replaces them before training."""
+    from core.demo.tiny_models import _ip_attention_weights
 
     cross = unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(seed)
@@ -287,15 +288,7 @@ def ip_adapter_state(unet, image_embed_dim: int, seed: int) -> dict[str, dict[st
         "norm.weight": torch.ones(cross),
         "norm.bias": torch.zeros(cross),
     }
-    layers = {}
-    key_id = 1
-    for name in unet.attn_processors:
-        if name.endswith("attn1.processor"):
-            continue
-        hidden = _hidden_size(unet, name)
-        layers[f"{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross, generator=generator) * (cross**-0.5)
-        layers[f"{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross, generator=generator) * (cross**-0.5) * 0.1
-        key_id += 2
+    layers = {key.removeprefix("ip_adapter."): value for key, value in _ip_attention_weights(unet, generator).items()}
     return {"image_proj": image_proj, "ip_adapter": layers}
 
 
