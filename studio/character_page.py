@@ -221,6 +221,10 @@ class CharacterPage(QWidget):
             lambda error: self._on_character_failed(stamp, error),
         )
 
+    def forget_pending_reads(self) -> None:
+        """Answers of reads asked for until now are dropped (the library is being edited)."""
+        self._show_stamp += 1
+
     def busy(self) -> bool:
         """Whether a read or a write of this page has not answered yet."""
         return self.reader.busy()

@@ -204,6 +204,9 @@ class LibraryPage(QWidget):
         self.undo_stack.canUndoChanged.connect(self._update_undo_actions)
         self.undo_stack.canRedoChanged.connect(self._update_undo_actions)
         self.edits.running_changed.connect(self._update_undo_actions)
+        # A read of the shown character that answers while an edit runs may see it renamed or in
+        # the trash; the edit's settler selects what to show afterwards.
+        self.edits.running_changed.connect(lambda running: running and self.character_page.forget_pending_reads())
         self.undo_stack.undoTextChanged.connect(lambda text: self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)"))
         self.undo_stack.redoTextChanged.connect(lambda text: self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)"))
         self.undo_action.setEnabled(False)
