@@ -206,7 +206,7 @@ class LibraryPage(QWidget):
         self.edits.running_changed.connect(self._update_undo_actions)
         # A read of the shown character that answers while an edit runs may see it renamed or in
         # the trash; the edit's settler selects what to show afterwards.
-        self.edits.running_changed.connect(lambda running: running and self.character_page.forget_pending_reads())
+        self.edits.running_changed.connect(self._on_edit_running)
         self.undo_stack.undoTextChanged.connect(lambda text: self.undo_action.setToolTip(f"Undo {text} (Ctrl+Z)"))
         self.undo_stack.redoTextChanged.connect(lambda text: self.redo_action.setToolTip(f"Redo {text} (Ctrl+Shift+Z)"))
         self.undo_action.setEnabled(False)
@@ -331,6 +331,10 @@ class LibraryPage(QWidget):
             f"delete {node.name}",
             lambda: self._status(f"Moved {node.name} to the trash (Ctrl+Z puts it back)"),
         )
+
+    def _on_edit_running(self, running: bool) -> None:
+        if running:
+            self.character_page.forget_pending_reads()
 
     def _settler(self, after_do: TreeNode | None, after_undo: TreeNode | None):
         """Refreshes the tree after an edit runs, selecting what the edit made (or brought back)."""
